@@ -1,0 +1,94 @@
+// token_cache: the shared per-account token files of DESIGN.md section 5, used
+// by the transport, the milter's refresher and o365relayctl at once.
+//
+// Contract:
+// - Files: <state_dir>/tokens/<account>.json (0600), directory 0700, lock file
+//   <account>.lock. Readers refuse symlinks and files owned by another user
+//   (Error temporary naming the file); a loose mode on our own file, a corrupt
+//   or truncated entry, or a changed credential fingerprint: treated as missing,
+//   logged, replaced.
+// - get(): returns a token with more than 120 s left. Inside refresh_window it
+//   refreshes, single-flight across processes (flock on the lock file, re-read,
+//   refresh only if still due, atomic write: temp file + fsync + rename + fsync
+//   of the directory). If that refresh fails but the current token still has
+//   more than 120 s, the current token is returned. A failed refresh is
+//   recorded in last_error with backoff doubling from 5 s to 300 s; during the
+//   backoff, a get() that needs a new token throws at once with the recorded
+//   reason (same class) without asking Entra.
+// - refresh(rejected): after the server refused `rejected` (535): if the cache
+//   already holds a different, valid token, returns it; else forces a request.
+// - Delegated accounts: the refresh token is read and rotated under the lock;
+//   a rotated refresh token is never lost to a concurrent writer.
+// - Cost of a warm lookup does not depend on the number of accounts.
+// Thread-safe: one TokenCache may be used from many threads (the lock file is
+// per process and per account; threads of one process are serialised by a
+// mutex per account).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config.hpp"
+#include "token.hpp"
+
+namespace o365 {
+
+struct LastError {
+    std::int64_t at = 0;
+    ErrorClass error_class = ErrorClass::temporary;
+    std::string message;  // never contains a secret
+};
+
+// The decoded cache file.
+struct CacheEntry {
+    int version = 1;
+    std::string account;
+    std::string access_token;
+    std::int64_t expires_at = 0;
+    std::int64_t obtained_at = 0;
+    std::string refresh_token;  // delegated only
+    std::string credential_fingerprint;
+    std::optional<LastError> last_error;
+    int failures = 0;  // consecutive failed refreshes (drives the backoff)
+};
+
+struct AccessToken {
+    std::string value;
+    std::int64_t expires_at = 0;
+};
+
+class TokenCache {
+public:
+    TokenCache(std::string state_dir, std::shared_ptr<TokenSource> source);
+    ~TokenCache();
+
+    // Throws Error (temporary: Entra unreachable, backoff, cache file refused;
+    // configuration: credentials refused by Entra, no refresh token for a
+    // delegated account) with a message fit for a log and a DSN.
+    AccessToken get(const Account& account);
+
+    // After the server refused `rejected`. Same errors as get().
+    AccessToken refresh(const Account& account, const std::string& rejected);
+
+    // An administrator's refresh: ignores the backoff, always asks Entra.
+    AccessToken force_refresh(const Account& account);
+
+    // The entry as stored, without refreshing (status, milter health).
+    // nullopt when there is no usable entry. Never throws for a missing/corrupt file.
+    std::optional<CacheEntry> peek(const Account& account) const;
+
+    // Stores a grant obtained elsewhere (device-code login) under the lock.
+    void store(const Account& account, const TokenGrant& grant);
+
+    // The fingerprint of the account's credential settings (tenant, client id,
+    // credential file paths and their modification times, scope, flow, authority).
+    static std::string fingerprint(const Account& account);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace o365
