@@ -583,10 +583,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                    "different client.")
             if entry.get("status", "valid") != "valid":
                 raise OAuthFailure(70008)
-            entry = dict(entry, status="rotated", rotated_at=int(time.time()))
-            st.refresh_tokens[rt] = entry
+            rotate = "offline_access" in scope.split()
+            if rotate:  # a new refresh token replaces this one
+                st.refresh_tokens[rt] = dict(entry, status="rotated", rotated_at=int(time.time()))
             answer = self.issue(st, cfg, tenant, client_id, scope, entry.get("mailbox", ""),
-                                refresh="offline_access" in scope.split())
+                                refresh=rotate)
             st.save_refresh_tokens()
             return answer
         if grant == DEVICE_GRANT:
