@@ -379,7 +379,8 @@ std::optional<CacheEntry> TokenCache::peek(const Account& a) const {
     try {
         check_account_name(a.name);
         std::optional<CacheEntry> e = impl_->load(a, fingerprint(a), true);
-        if (e && e->credential_fingerprint.empty()) return std::nullopt;  // fingerprint changed
+        // Fingerprint changed: no token left; a delegated refresh token may be.
+        if (e && e->credential_fingerprint.empty() && e->refresh_token.empty()) return std::nullopt;
         return e;
     } catch (const std::exception&) {
         return std::nullopt;

@@ -93,6 +93,9 @@ class TokenCache {
 
     // The entry as stored, without refreshing (status, milter health).
     // nullopt when there is no usable entry. Never throws for a missing/corrupt file.
+    // After a change of the credential settings the access token is gone; a
+    // delegated account's entry still shows its refresh token when it is bound
+    // to the same authority, tenant and client_id.
     std::optional<CacheEntry> peek(const Account& account) const;
 
     // Stores a grant obtained elsewhere (device-code login) under the lock.

@@ -535,6 +535,10 @@ BOOST_AUTO_TEST_CASE(delegated_fingerprint_change_and_refresh_binding) {
     c.store(user(), TokenGrant{"access-from-login-1234", 3600, "refresh-from-login"});
     // The secret changes (same client): access token discarded, refresh token kept.
     write_file(secret, "rotated-client-secret\n");
+    auto seen = c.peek(user());
+    BOOST_REQUIRE(seen.has_value());
+    BOOST_TEST(seen->access_token.empty());
+    BOOST_TEST(seen->refresh_token == "refresh-from-login");
     c.get(user());
     BOOST_TEST(src->calls == 1);
     BOOST_TEST(src->last_refresh_token == "refresh-from-login");
