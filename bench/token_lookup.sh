@@ -17,7 +17,10 @@ bin=${1:-}
 iterations=${2:-200000}
 
 if [ -z "$bin" ]; then
-    cmake -S "$top" -B "$top/build-bench" -DCMAKE_BUILD_TYPE=Release -DO365_TESTS=OFF >/dev/null
+    # -Wno-error=restrict: g++ 12 at -O2 reports a false -Wrestrict (GCC bug
+    # 105329) on `"@" + std::string` in common/accounts.cpp; it stays a warning.
+    cmake -S "$top" -B "$top/build-bench" -DCMAKE_BUILD_TYPE=Release -DO365_TESTS=OFF \
+        -DCMAKE_CXX_FLAGS=-Wno-error=restrict >/dev/null
     make -C "$top/build-bench" -j2 token_lookup >/dev/null
     bin=$top/build-bench/bench/token_lookup
 fi
