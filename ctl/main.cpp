@@ -9,7 +9,7 @@
 
 namespace {
 
-const char* kUsage =
+const char* kUsageText =
     "usage: o365relayctl [-c FILE] COMMAND [ARGS]\n"
     "\n"
     "Commands:\n"
@@ -39,19 +39,19 @@ int main(int argc, char** argv) {
     for (; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "-h" || a == "--help") {
-            std::fputs(kUsage, stdout);
+            std::fputs(kUsageText, stdout);
             return kOk;
         } else if ((a == "-c" || a == "-T") && i + 1 < argc) {
             (a == "-c" ? g.config_path : g.transport_path) = argv[++i];
         } else if (a.rfind("-", 0) == 0) {
-            std::fprintf(stderr, "o365relayctl: unknown option %s\n%s", a.c_str(), kUsage);
+            std::fprintf(stderr, "o365relayctl: unknown option %s\n%s", a.c_str(), kUsageText);
             return kUsage;
         } else {
             break;
         }
     }
     if (i >= argc) {
-        std::fputs(kUsage, stderr);
+        std::fputs(kUsageText, stderr);
         return kUsage;
     }
     std::string cmd = argv[i++];
@@ -64,13 +64,13 @@ int main(int argc, char** argv) {
         if (cmd == "login") return cmd_login(g, args);
         if (cmd == "send-test") return cmd_send_test(g, args);
         if (cmd == "help") {
-            std::fputs(kUsage, stdout);
+            std::fputs(kUsageText, stdout);
             return kOk;
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "o365relayctl: %s\n", o365::redact(e.what()).c_str());
         return kTempfail;
     }
-    std::fprintf(stderr, "o365relayctl: unknown command '%s'\n%s", cmd.c_str(), kUsage);
+    std::fprintf(stderr, "o365relayctl: unknown command '%s'\n%s", cmd.c_str(), kUsageText);
     return kUsage;
 }
