@@ -190,6 +190,58 @@ sh "$WORK/src/debian/smoke-test.sh" /usr/sbin || fail "smoke test of the install
 /usr/sbin/o365relayctl --help >/dev/null || fail "/usr/sbin/o365relayctl --help"
 say "ok: installed binaries run (--check-config, --help)"
 
+# The installed milter itself, as the systemd unit runs it (user o365relay):
+# it creates its socket in the package's directory with group postfix and
+# mode 0660, Postfix's user can connect, and SIGTERM stops it cleanly and
+# removes the socket. Entra ID is pointed at a closed loopback port, so the
+# background refresher fails fast and nothing leaves the machine.
+MT=$WORK/milter-run
+chmod 0711 "$WORK"    # the service user must reach $MT; $WORK stays unlistable
+mkdir -m 0700 "$MT"
+printf 'not-a-real-secret\n' > "$MT/client.secret"
+chmod 0600 "$MT/client.secret"
+cat > "$MT/milter.conf" <<CONF
+[relay]
+state_dir = $MT/state
+log = file:$MT/milter.log
+log_level = debug
+
+[entra]
+authority = https://127.0.0.1:9
+tenant = contoso.onmicrosoft.com
+client_id = 00000000-0000-0000-0000-000000000000
+client_secret_file = $MT/client.secret
+
+[account noreply]
+mailbox = noreply@contoso.com
+
+[milter]
+socket = unix:/var/spool/postfix/o365relay/milter.sock
+CONF
+mkdir -m 0700 "$MT/state"
+chown -R o365relay:o365relay "$MT"
+chmod 0644 "$MT/milter.conf"
+MSOCK=/var/spool/postfix/o365relay/milter.sock
+setpriv --reuid=o365relay --regid=o365relay --init-groups \
+    /usr/sbin/o365relay-milter -c "$MT/milter.conf" >"$MT/milter.out" 2>&1 &
+milter=$!
+i=0
+while [ ! -S "$MSOCK" ] && [ $i -lt 100 ] && kill -0 "$milter" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+if [ ! -S "$MSOCK" ]; then
+    kill "$milter" 2>/dev/null || true
+    cat "$MT/milter.out" "$MT/milter.log" >&2 2>/dev/null || true
+    fail "the installed milter did not create $MSOCK"
+fi
+got=$(stat -c '%a %U %G' "$MSOCK")
+[ "$got" = "660 o365relay postfix" ] || { kill "$milter"; fail "milter socket is '$got', expected '660 o365relay postfix'"; }
+runuser -u postfix -- python3 -c "$connect" "$MSOCK" || { kill "$milter"; fail "user postfix cannot connect to the milter"; }
+kill -TERM "$milter"
+rc=0
+wait "$milter" || rc=$?
+[ "$rc" = 0 ] || { cat "$MT/milter.out" "$MT/milter.log" >&2 2>/dev/null || true; fail "milter exit status $rc after SIGTERM"; }
+[ ! -e "$MSOCK" ] || fail "milter left $MSOCK behind after SIGTERM"
+say "ok: installed milter runs as o365relay; socket $got; postfix can connect; SIGTERM stops it (exit 0)"
+
 # --- 4. purge and check ---------------------------------------------------------
 say "purging"
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -q o365relay >"$WORK/purge.log" 2>&1 ||
