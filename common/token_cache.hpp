@@ -60,7 +60,7 @@ struct AccessToken {
 };
 
 class TokenCache {
-public:
+  public:
     TokenCache(std::string state_dir, std::shared_ptr<TokenSource> source);
     ~TokenCache();
 
@@ -86,7 +86,7 @@ public:
     // credential file paths and their modification times, scope, flow, authority).
     static std::string fingerprint(const Account& account);
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
