@@ -73,4 +73,14 @@ struct Failure {
     std::string recipient;  // the recipient a RCPT TO reply is about
 };
 
+// A failure without a server reply.
+inline Failure local_failure(Cause cause, Stage stage, std::string detail, std::string peer = {}) {
+    Failure f;
+    f.cause = cause;
+    f.stage = stage;
+    f.detail = std::move(detail);
+    f.peer = std::move(peer);
+    return f;
+}
+
 }  // namespace o365
