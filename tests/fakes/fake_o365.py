@@ -559,6 +559,7 @@ class Session:
                    "scope": "https://outlook.office.com/SMTP.Send"}
             self.reply(334, base64.b64encode(json.dumps(err).encode()).decode())
             line = self.readline()
+            self.ev("auth_334_answered")
             if line != b"":
                 self.ev("auth_334_answer_not_empty", length=len(line))
         self.reply_text(reply or "535 5.7.3 Authentication unsuccessful [%s]" % self.st.internal_host)
