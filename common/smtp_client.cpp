@@ -179,6 +179,11 @@ struct SmtpClient::Impl {
     }
 
     [[noreturn]] void stop(Cause cause, const std::string& detail) {
+        // After a timeout, a lost connection or a protocol error the session is
+        // in an unknown state: quit() then closes without QUIT.
+        if (cause == Cause::timeout || cause == Cause::deadline ||
+            cause == Cause::lost_connection || cause == Cause::protocol || cause == Cause::tls)
+            closed = true;
         Failure f;
         f.cause = cause;
         f.stage = stage;

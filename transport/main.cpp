@@ -62,12 +62,9 @@ int run(int argc, char** argv) {
     TokenCache cache(config->relay.state_dir, std::make_shared<EntraClient>());
     CacheTokenProvider tokens(cache);
     DeliveryReport rep = deliver(*config, resolver, tokens, ta, STDIN_FILENO);
-    for (const auto& l : rep.log_lines()) {
-        if (rep.outcome.exit_status == kExOk)
-            log_info(l);
-        else
-            log_warning(l);
-    }
+    // Postfix logs sent, deferred and bounced alike at info level.
+    for (const auto& l : rep.log_lines())
+        log_info(l);
     return finish(rep.outcome);
 }
 

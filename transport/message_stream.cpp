@@ -14,13 +14,16 @@ namespace o365 {
 
 void WireEncoder::encode(std::string_view in, std::string& out) {
     out.reserve(out.size() + in.size() + in.size() / 32 + 8);
-    for (char c : in) {
-        if (static_cast<unsigned char>(c) >= 0x80) eight_bit_ = true;
+    std::size_t i = 0;
+    const std::size_t n = in.size();
+    while (i < n) {
+        char c = in[i];
         if (cr_) {
             cr_ = false;
             if (c == '\n') {
                 out += "\r\n";
                 bol_ = true;
+                ++i;
                 continue;
             }
             out += '\r';  // a lone CR is content
@@ -28,16 +31,27 @@ void WireEncoder::encode(std::string_view in, std::string& out) {
         }
         if (c == '\r') {
             cr_ = true;
+            ++i;
             continue;
         }
         if (c == '\n') {
             out += "\r\n";
             bol_ = true;
+            ++i;
             continue;
         }
         if (bol_ && c == '.') out += '.';
-        out += c;
+        // The run of ordinary bytes up to the next CR or LF, appended at once.
+        std::size_t j = i;
+        unsigned char high = 0;
+        while (j < n && in[j] != '\r' && in[j] != '\n') {
+            high |= static_cast<unsigned char>(in[j]);
+            ++j;
+        }
+        if (high & 0x80) eight_bit_ = true;
+        out.append(in.data() + i, j - i);
         bol_ = false;
+        i = j;
     }
 }
 
