@@ -349,6 +349,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                  "error_description": "Content-Length required (max 64 KB)"})
             return
         body = self.rfile.read(int(length))
+        self.answered = False
         parts = self.path.split("?")[0].strip("/").split("/")
         endpoint = None
         if len(parts) == 4 and parts[1:3] == ["oauth2", "v2.0"] and parts[3] in ("token",
@@ -402,9 +403,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             log("client went away: %s" % e)
             status = -1
         finally:
-            with st.lock:
-                st.count("by_status", str(status))
-                st.save_stats()
+            if not self.answered:
+                with st.lock:
+                    st.count("by_status", str(status))
+                    st.save_stats()
             log("POST %s grant=%s client=%s -> %s" % (self.path, grant, client_id, status))
 
     # ---- faults -------------------------------------------------------------
@@ -581,10 +583,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                    "different client.")
             if entry.get("status", "valid") != "valid":
                 raise OAuthFailure(70008)
-            entry = dict(entry, status="rotated", rotated_at=int(time.time()))
-            st.refresh_tokens[rt] = entry
+            rotate = "offline_access" in scope.split()
+            if rotate:  # a new refresh token replaces this one
+                st.refresh_tokens[rt] = dict(entry, status="rotated", rotated_at=int(time.time()))
             answer = self.issue(st, cfg, tenant, client_id, scope, entry.get("mailbox", ""),
-                                refresh="offline_access" in scope.split())
+                                refresh=rotate)
             st.save_refresh_tokens()
             return answer
         if grant == DEVICE_GRANT:
@@ -684,6 +687,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def send_raw(self, status, text, content_type="application/json; charset=utf-8",
                  headers=None):
         data = text.encode() if isinstance(text, str) else text
+        # Counters reach stats.json before the client sees the answer, so a test
+        # that reads them right after its request sees its own request counted.
+        st = self.server.state
+        with st.lock:
+            st.count("by_status", str(status))
+            st.save_stats()
+        self.answered = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
