@@ -1,0 +1,197 @@
+"""harness: starts the fakes for transport tests and reads what they recorded.
+
+Contract: Env() makes a temporary directory (under $TMPDIR or /tmp) with a test
+CA (tests/fakes/make_test_ca.sh) and a state dir for the fake Office 365;
+start_o365() / start_entra() launch the fakes on free loopback ports and wait
+for "READY <port>"; close() stops them (SIGTERM, by pid) and removes the
+directory unless KEEP_TEST_DIRS=1. Not thread-safe (one Env per test).
+"""
+import base64
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAKES = os.path.normpath(os.path.join(HERE, "..", "fakes"))
+sys.path.insert(0, FAKES)
+import fake_tokens  # noqa: E402
+
+TENANT = "contoso.onmicrosoft.com"
+CLIENT_ID = "11111111-2222-3333-4444-555555555555"
+MAILBOX = "noreply@contoso.com"
+APP_SCOPE = "https://outlook.office365.com/.default"
+
+
+def start_process(argv, log_path, timeout=15.0, env=None):
+    """Starts argv, waits for "READY <port>" on its stdout; returns (Popen, port)."""
+    log = open(log_path, "ab")
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, env=env)
+    deadline = time.time() + timeout
+    line = b""
+    while time.time() < deadline:
+        line = p.stdout.readline()
+        if line.startswith(b"READY "):
+            return p, int(line.split()[1])
+        if not line and p.poll() is not None:
+            break
+    p.kill()
+    raise RuntimeError("%s did not become ready (%r); see %s" % (argv[1], line, log_path))
+
+
+class Env:
+    def __init__(self, name="t"):
+        self.dir = tempfile.mkdtemp(prefix="o365relay-%s-" % name)
+        self.certs = os.path.join(self.dir, "certs")
+        subprocess.run(["sh", os.path.join(FAKES, "make_test_ca.sh"), self.certs], check=True)
+        self.o365_state = os.path.join(self.dir, "o365")
+        os.makedirs(self.o365_state)
+        self.entra_state = os.path.join(self.dir, "entra")
+        os.makedirs(self.entra_state)
+        self.key = fake_tokens.load_key(os.path.join(self.certs, "entra-signing.key"))
+        self.procs = []
+        self.o365_port = None
+        self.entra_port = None
+        self.set_o365_config({})
+
+    # --- fake Office 365 --------------------------------------------------------
+    def set_o365_config(self, extra, mailboxes=None):
+        cfg = {"tenant": TENANT, "apps": [CLIENT_ID],
+               "mailboxes": mailboxes if mailboxes is not None else {
+                   MAILBOX: {"send_as": ["@apps.contoso.com"]},
+                   "other@contoso.com": {"send_as": []}}}
+        cfg.update(extra)
+        self._write(os.path.join(self.o365_state, "config.json"), cfg)
+
+    def set_faults(self, rules):
+        self._write(os.path.join(self.o365_state, "faults.json"), {"faults": rules})
+
+    def start_o365(self, *extra):
+        p, self.o365_port = start_process(
+            [sys.executable, os.path.join(FAKES, "fake_o365.py"), "serve", "--state",
+             self.o365_state, "--certs", self.certs, "--seed", "1", *extra],
+            os.path.join(self.dir, "fake_o365.stderr"))
+        self.procs.append(p)
+        return self.o365_port
+
+    def stats(self):
+        with open(os.path.join(self.o365_state, "stats.json")) as f:
+            return json.load(f)
+
+    def events(self, kind=None):
+        out = []
+        with open(os.path.join(self.o365_state, "events.jsonl")) as f:
+            for line in f:
+                e = json.loads(line)
+                if kind is None or e["event"] == kind:
+                    out.append(e)
+        return out
+
+    def messages(self):
+        """[(envelope dict, bytes)] of every message the fake accepted, in order."""
+        out = []
+        for j in sorted(glob.glob(os.path.join(self.o365_state, "mailbox", "*.json"))):
+            with open(j) as f:
+                env = json.load(f)
+            with open(j[:-5] + ".eml", "rb") as f:
+                out.append((env, f.read()))
+        return out
+
+    def revoke(self, *args):
+        subprocess.run([sys.executable, os.path.join(FAKES, "fake_o365.py"), "revoke",
+                        "--state", self.o365_state, *args], check=True)
+
+    def token(self, lifetime=3600, tenant=TENANT, client_id=CLIENT_ID, scope=APP_SCOPE,
+              mailbox=""):
+        return fake_tokens.issue(self.key, tenant, client_id, scope, lifetime, mailbox)
+
+    # --- fake Entra ---------------------------------------------------------------
+    def start_entra(self, *extra):
+        script = os.path.join(FAKES, "fake_entra.py")
+        p, self.entra_port = start_process(
+            [sys.executable, script, *extra], os.path.join(self.dir, "fake_entra.stderr"))
+        self.procs.append(p)
+        return self.entra_port
+
+    # --- misc -----------------------------------------------------------------------
+    @staticmethod
+    def _write(path, obj):
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+        os.replace(tmp, path)
+
+    def client_ctx(self, ca="ca.crt"):
+        ctx = ssl.create_default_context(cafile=os.path.join(self.certs, ca))
+        return ctx
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            if p.stdout:
+                p.stdout.close()
+        if os.environ.get("KEEP_TEST_DIRS") != "1":
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RawClient:
+    """A minimal SMTP client that sends exactly the bytes it is given."""
+
+    def __init__(self, port, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def reply(self):
+        """Reads one (possibly multi-line) reply: (code, [texts])."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                d = self.sock.recv(65536)
+                if not d:
+                    raise ConnectionError("closed; got %r" % self.buf)
+                self.buf += d
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            line = line.decode()
+            lines.append(line[4:])
+            if line[3:4] != "-":
+                return int(line[:3]), lines
+
+    def cmd(self, text):
+        self.send(text + "\r\n")
+        return self.reply()
+
+    def starttls(self, ctx, server_hostname="localhost"):
+        code, _ = self.cmd("STARTTLS")
+        assert code == 220, code
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=server_hostname)
+
+    def xoauth2(self, user, token, inline=False):
+        blob = base64.b64encode(("user=%s\x01auth=Bearer %s\x01\x01" % (user, token)).encode())
+        if inline:
+            return self.cmd("AUTH XOAUTH2 " + blob.decode())
+        code, text = self.cmd("AUTH XOAUTH2")
+        if code != 334:
+            return code, text
+        return self.cmd(blob.decode())
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
