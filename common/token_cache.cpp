@@ -126,7 +126,13 @@ struct TokenCache::Impl {
     // binding still matches. Throws for refused files (symlink, other owner).
     std::optional<CacheEntry> load(const Account& a, const std::string& fp, bool quiet) const {
         const std::string p = path(a.name);
-        CacheFileRead r = read_cache_file(p, a.name);
+        CacheFileRead r;
+        try {
+            r = read_cache_file(p, a.name);
+        } catch (const Error& e) {
+            if (!quiet) log_warning(e.what());  // refused: symlink, other owner, I/O
+            throw;
+        }
         switch (r.status) {
             case CacheFileStatus::missing:
                 return std::nullopt;
@@ -348,8 +354,9 @@ std::string TokenCache::entry_path(const std::string& account_name) const {
 
 AccessToken TokenCache::get(const Account& a) {
     check_account_name(a.name);
-    // Warm path: no lock, no request. Open, read, parse, validate.
-    std::optional<CacheEntry> cur = impl_->load(a, fingerprint(a), false);
+    // Warm path: no lock, no request. Open, read, parse, validate. Quiet about
+    // a corrupt/loose/stale entry: the locked path reads it again and logs.
+    std::optional<CacheEntry> cur = impl_->load(a, fingerprint(a), true);
     if (Impl::has_token(cur)) {
         const std::int64_t now = impl_->now();
         const std::int64_t left = cur->expires_at - now;

@@ -432,6 +432,7 @@ BOOST_AUTO_TEST_CASE(symlink_refused) {
     BOOST_CHECK_THROW(c.store(app(), TokenGrant{"access-stored-12345678", 3600, ""}), Error);
     BOOST_TEST(src->calls == calls);
     BOOST_TEST(fs::is_symlink(entry("app")));  // left alone
+    BOOST_TEST(log_text().find("refusing " + entry("app")) != std::string::npos);
     BOOST_TEST(!c.peek(app()).has_value());
 }
 
