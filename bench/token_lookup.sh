@@ -44,10 +44,12 @@ gen_config() { # N FILE
 
 echo "host: $(uname -srm), $(nproc) cpu(s); state dir on $(df -PT "$tmp" | awk 'NR==2 {print $2}')"
 echo "binary: $bin; iterations per run: $iterations"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for n in 10 10000; do
     gen_config "$n" "$tmp/o365relay-$n.conf"
     for run in 1 2; do
         printf 'run %s: ' "$run"
         "$bin" "$tmp/o365relay-$n.conf" "$iterations" "$run"
     done
+    echo "load after $n accounts: $(cut -d' ' -f1-3 /proc/loadavg)"
 done

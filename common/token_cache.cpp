@@ -21,6 +21,7 @@ namespace {
 constexpr std::int64_t kMinLeft = 120;     // never hand out a token with less left
 constexpr std::int64_t kBackoffFirst = 5;  // seconds after the first failure
 constexpr std::int64_t kBackoffMax = 300;  // cap of the doubling
+constexpr int kRetryAfterMax = 3600;       // cap of a server's Retry-After
 
 std::int64_t system_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(
@@ -126,7 +127,13 @@ struct TokenCache::Impl {
     // binding still matches. Throws for refused files (symlink, other owner).
     std::optional<CacheEntry> load(const Account& a, const std::string& fp, bool quiet) const {
         const std::string p = path(a.name);
-        CacheFileRead r = read_cache_file(p, a.name);
+        CacheFileRead r;
+        try {
+            r = read_cache_file(p, a.name);
+        } catch (const Error& e) {
+            if (!quiet) log_warning(e.what());  // refused: symlink, other owner, I/O
+            throw;
+        }
         switch (r.status) {
             case CacheFileStatus::missing:
                 return std::nullopt;
@@ -197,7 +204,7 @@ AccessToken TokenCache::Impl::locked_refresh(const Account& a, Mode mode,
     if (mode == Mode::rejected && has_token(cur) && cur->access_token != rejected &&
         left > kMinLeft)
         return current;
-    const bool can_fall_back = mode == Mode::get && has_token(cur) && left > kMinLeft;
+    bool can_fall_back = mode == Mode::get && has_token(cur) && left > kMinLeft;
 
     if (mode != Mode::force && cur && cur->last_error && now < cur->backoff_until) {
         if (can_fall_back) return current;
@@ -212,6 +219,9 @@ AccessToken TokenCache::Impl::locked_refresh(const Account& a, Mode mode,
         throw Error(ErrorClass::configuration, "no refresh token for account " + a.name +
                                                    ": run `o365relayctl login " + a.name + "`");
     const std::string rt = a.flow == Flow::delegated ? next.refresh_token : std::string();
+    if (!source)
+        throw Error(ErrorClass::configuration,
+                    "token cache: no token source to refresh account " + a.name);
 
     TokenGrant grant;
     ErrorClass fail_class = ErrorClass::temporary;
@@ -238,6 +248,7 @@ AccessToken TokenCache::Impl::locked_refresh(const Account& a, Mode mode,
         fail_msg = e.what();
     }
     now = this->now();
+    can_fall_back = can_fall_back && current.expires_at - now > kMinLeft;  // the request took time
 
     if (failed) {
         fail_msg = redact(fail_msg);
@@ -245,7 +256,8 @@ AccessToken TokenCache::Impl::locked_refresh(const Account& a, Mode mode,
         std::int64_t backoff = kBackoffMax;
         if (next.failures <= 7)
             backoff = std::min(kBackoffFirst << (next.failures - 1), kBackoffMax);
-        backoff = std::max<std::int64_t>(backoff, retry_after);
+        // A longer Retry-After (429) extends the backoff, up to an hour.
+        backoff = std::max<std::int64_t>(backoff, std::min(retry_after, kRetryAfterMax));
         next.backoff_until = now + backoff;
         next.last_error = LastError{now, fail_class, fail_msg};
         log_warning("token refresh for account " + a.name + " failed (" +
@@ -348,8 +360,9 @@ std::string TokenCache::entry_path(const std::string& account_name) const {
 
 AccessToken TokenCache::get(const Account& a) {
     check_account_name(a.name);
-    // Warm path: no lock, no request. Open, read, parse, validate.
-    std::optional<CacheEntry> cur = impl_->load(a, fingerprint(a), false);
+    // Warm path: no lock, no request. Open, read, parse, validate. Quiet about
+    // a corrupt/loose/stale entry: the locked path reads it again and logs.
+    std::optional<CacheEntry> cur = impl_->load(a, fingerprint(a), true);
     if (Impl::has_token(cur)) {
         const std::int64_t now = impl_->now();
         const std::int64_t left = cur->expires_at - now;

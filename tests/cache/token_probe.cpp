@@ -2,10 +2,12 @@
 // multi-process cache tests (tests/cache/*.py).
 //
 //   token_probe -c CONF -a ACCOUNT [--op get|refresh|force|store|peek]
-//               [--source counting:DIR] [--source-sleep-ms N] [--expires-in N]
+//               [--source counting:DIR|entra] [--source-sleep-ms N] [--expires-in N]
 //               [--rejected TOKEN] [--store-access T --store-refresh RT]
 //               [--start-at UNIX_MS] [--out FILE]
 //
+// --source entra: the production EntraClient (HTTPS to the config's
+// authority, e.g. tests/fakes/fake_entra.py); counting:DIR: CountingSource.
 // Prints one line: "ok digest=<first 16 hex of SHA-256(token)> expires_at=<n>"
 // (never the token; --out FILE receives the token itself), or
 // "error <class>: <message>". Exit: 0 ok, 75 temporary, 78 configuration,
@@ -25,6 +27,7 @@
 #include "config.hpp"
 #include "counting_source.hpp"
 #include "log.hpp"
+#include "oauth.hpp"
 #include "token_cache.hpp"
 
 using namespace o365;
@@ -68,7 +71,8 @@ std::shared_ptr<TokenSource> make_source(const std::map<std::string, std::string
     const std::int64_t expires_in = std::stoll(get("expires-in", "3600"));
     if (spec.rfind("counting:", 0) == 0)
         return std::make_shared<test::CountingSource>(spec.substr(9), sleep_ms, expires_in);
-    usage("--source must be counting:DIR");
+    if (spec == "entra") return std::make_shared<EntraClient>();
+    usage("--source must be counting:DIR or entra");
 }
 
 }  // namespace

@@ -306,6 +306,29 @@ BOOST_AUTO_TEST_CASE(retry_after_extends_backoff) {
     src->fail = OAuthError(ErrorClass::temporary, "HTTP 429", "", "", 429, 1);
     BOOST_CHECK_THROW(c.get(app()), Error);
     BOOST_TEST(json("app")["backoff_until"].get<std::int64_t>() - now == 10);
+    // An absurd Retry-After is capped at an hour.
+    now += 10;
+    src->fail = OAuthError(ErrorClass::temporary, "HTTP 429", "", "", 429, 864000);
+    BOOST_CHECK_THROW(c.get(app()), Error);
+    BOOST_TEST(json("app")["backoff_until"].get<std::int64_t>() - now == 3600);
+}
+
+BOOST_AUTO_TEST_CASE(slow_failed_request_does_not_hand_out_a_dying_token) {
+    // 300 s left when the refresh starts; the failed request takes 200 s.
+    struct Slow : FakeSource {
+        std::int64_t* clock = nullptr;
+        TokenGrant acquire(const Account& a, const std::string& rt) override {
+            *clock += 200;
+            return FakeSource::acquire(a, rt);
+        }
+    };
+    auto slow = std::make_shared<Slow>();
+    slow->clock = &now;
+    TokenCache c(state, slow, [this] { return now; });
+    c.get(app());
+    now += 3600 - 300;
+    slow->fail = temp_error();
+    BOOST_CHECK_THROW(c.get(app()), Error);
 }
 
 BOOST_AUTO_TEST_CASE(force_refresh_ignores_backoff) {
@@ -432,6 +455,7 @@ BOOST_AUTO_TEST_CASE(symlink_refused) {
     BOOST_CHECK_THROW(c.store(app(), TokenGrant{"access-stored-12345678", 3600, ""}), Error);
     BOOST_TEST(src->calls == calls);
     BOOST_TEST(fs::is_symlink(entry("app")));  // left alone
+    BOOST_TEST(log_text().find("refusing " + entry("app")) != std::string::npos);
     BOOST_TEST(!c.peek(app()).has_value());
 }
 
