@@ -33,7 +33,7 @@ const Account* Resolver::resolve(std::string_view sender) const {
 bool Resolver::may_send_as(const Account& account, std::string_view address) const {
     std::string key = address_key(address);
     if (key.empty()) return false;
-    std::string domain = "@" + key.substr(key.rfind('@') + 1);
+    std::string domain = key.substr(key.rfind('@'));
     for (const std::string& s : account.senders) {
         if (lower_ascii(s) == key || lower_ascii(s) == domain) return true;
     }

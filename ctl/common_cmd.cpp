@@ -2,12 +2,16 @@
 
 #include "ctl.hpp"
 #include "error.hpp"
+#include "privileges.hpp"
 
 namespace o365::ctl {
 
 std::shared_ptr<const Config> load_or_report(const Globals& g) {
     try {
-        return load_config(g.config_path);
+        auto cfg = load_config(g.config_path);
+        // The token cache must stay owned by the service user: run as it.
+        drop_to_user(cfg->relay.user);
+        return cfg;
     } catch (const ConfigError& e) {
         std::fprintf(stderr, "o365relayctl: %s\n", e.what());
         return nullptr;
