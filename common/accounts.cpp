@@ -13,8 +13,10 @@ std::string address_key(std::string_view address) {
 Resolver::Resolver(std::shared_ptr<const Config> config) : config_(std::move(config)) {
     for (const Account& acc : config_->accounts) {
         for (const std::string& s : acc.senders) {
-            if (!s.empty() && s[0] == '@') domain_.emplace(lower_ascii(s.substr(1)), &acc);
-            else exact_.emplace(lower_ascii(s), &acc);  // emplace keeps the first
+            if (!s.empty() && s[0] == '@')
+                domain_.emplace(lower_ascii(s.substr(1)), &acc);
+            else
+                exact_.emplace(lower_ascii(s), &acc);  // emplace keeps the first
         }
     }
 }

@@ -19,7 +19,7 @@
 namespace o365 {
 
 class Resolver {
-public:
+  public:
     explicit Resolver(std::shared_ptr<const Config> config);
 
     // nullptr: no account may send as this address (or it is not an address).
@@ -30,7 +30,7 @@ public:
 
     const Config& config() const { return *config_; }
 
-private:
+  private:
     std::shared_ptr<const Config> config_;
     std::unordered_map<std::string, const Account*> exact_;   // "local@domain", folded
     std::unordered_map<std::string, const Account*> domain_;  // "domain"

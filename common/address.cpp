@@ -33,9 +33,12 @@ std::optional<Address> parse_address(std::string_view s) {
             ++i;
             continue;
         }
-        if (c == '"') quoted = !quoted;
-        else if (!quoted && c == '@') at = i;
-        else if (!quoted && (c == ' ' || c == '<' || c == '>' || c == ',')) return std::nullopt;
+        if (c == '"')
+            quoted = !quoted;
+        else if (!quoted && c == '@')
+            at = i;
+        else if (!quoted && (c == ' ' || c == '<' || c == '>' || c == ','))
+            return std::nullopt;
     }
     if (quoted || at == std::string_view::npos || at == 0) return std::nullopt;
     std::string_view domain = s.substr(at + 1);
@@ -80,7 +83,8 @@ std::string strip_comments(std::string_view v) {
 
 std::string trim_ws(std::string_view s) {
     std::size_t b = 0, e = s.size();
-    while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\r' || s[b] == '\n')) ++b;
+    while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\r' || s[b] == '\n'))
+        ++b;
     while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' || s[e - 1] == '\n'))
         --e;
     return std::string(s.substr(b, e - b));
@@ -120,14 +124,17 @@ std::optional<std::string> header_address(std::string_view value) {
 
 std::string header_display_name(std::string_view value) {
     bool quoted = false;
+    int depth = 0;
     for (std::size_t i = 0; i < value.size(); ++i) {
         char c = value[i];
-        if (c == '\\' && quoted) {
+        if (c == '\\' && (quoted || depth > 0)) {
             ++i;
             continue;
         }
-        if (c == '"') quoted = !quoted;
-        if (!quoted && c == '<') return trim_ws(value.substr(0, i));
+        if (depth == 0 && c == '"') quoted = !quoted;
+        if (!quoted && c == '(') ++depth;
+        if (!quoted && c == ')' && depth > 0) --depth;
+        if (!quoted && depth == 0 && c == '<') return trim_ws(value.substr(0, i));
     }
     return "";
 }

@@ -19,13 +19,15 @@ namespace o365 {
 
 std::string EntraSettings::token_endpoint() const {
     std::string a = authority;
-    while (!a.empty() && a.back() == '/') a.pop_back();
+    while (!a.empty() && a.back() == '/')
+        a.pop_back();
     return a + "/" + tenant + "/oauth2/v2.0/token";
 }
 
 std::string EntraSettings::devicecode_endpoint() const {
     std::string a = authority;
-    while (!a.empty() && a.back() == '/') a.pop_back();
+    while (!a.empty() && a.back() == '/')
+        a.pop_back();
     return a + "/" + tenant + "/oauth2/v2.0/devicecode";
 }
 
@@ -38,16 +40,20 @@ namespace {
 
 std::string trim(std::string_view s) {
     std::size_t b = 0, e = s.size();
-    while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-    while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+    while (b < e && std::isspace(static_cast<unsigned char>(s[b])))
+        ++b;
+    while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1])))
+        --e;
     return std::string(s.substr(b, e - b));
 }
 
 std::vector<std::string> split_list(std::string_view s) {
     std::vector<std::string> out;
     std::string cur;
+    bool quoted = false;
     for (char c : s) {
-        if (c == ',' || std::isspace(static_cast<unsigned char>(c))) {
+        if (c == '"') quoted = !quoted;
+        if (!quoted && (c == ',' || std::isspace(static_cast<unsigned char>(c)))) {
             if (!cur.empty()) out.push_back(std::move(cur));
             cur.clear();
         } else {
@@ -71,7 +77,7 @@ struct AccountDraft {
 }  // namespace
 
 class ConfigBuilder {
-public:
+  public:
     explicit ConfigBuilder(std::string name) : name_(std::move(name)) {
         cfg_ = std::make_shared<Config>();
         cfg_->path = name_;
@@ -105,8 +111,7 @@ public:
         line_ = line;
         section_ = section;
         key_.clear();
-        static const std::set<std::string> known = {"relay", "smtp", "entra", "milter",
-                                                    "policy"};
+        static const std::set<std::string> known = {"relay", "smtp", "entra", "milter", "policy"};
         if (known.count(section)) return;
         if (section.rfind("account ", 0) == 0) {
             std::string n = trim(section.substr(8));
@@ -138,7 +143,8 @@ public:
             Account a = d.acc;
             // Inherit [entra] for every key the account did not override.
             EntraSettings merged = c.entra;
-            for (const auto& k : d.overridden) entra_copy_key(merged, a.entra, k);
+            for (const auto& k : d.overridden)
+                entra_copy_key(merged, a.entra, k);
             a.entra = merged;
             if (!d.has_mailbox) fail_key("mailbox", "required key is missing");
             if (a.senders.empty()) a.senders.push_back(a.mailbox);
@@ -186,7 +192,7 @@ public:
     std::string name_;
     int line_ = 0;
 
-private:
+  private:
     [[noreturn]] void fail_key(const std::string& key, const std::string& msg) {
         key_ = key;
         fail(msg);
@@ -219,7 +225,8 @@ private:
         fail("'" + v + "' is not yes or no");
     }
     template <typename E>
-    E to_enum(const std::string& v, std::initializer_list<std::pair<const char*, E>> choices) const {
+    E to_enum(const std::string& v,
+              std::initializer_list<std::pair<const char*, E>> choices) const {
         std::string names;
         for (auto& [n, e] : choices) {
             if (v == n) return e;
@@ -256,50 +263,81 @@ private:
 
     void smtp_key(const std::string& k, const std::string& v) {
         auto& s = cfg_->smtp;
-        if (k == "host") s.host = nonempty(v);
-        else if (k == "port") s.port = static_cast<int>(to_int(v, 1, 65535));
-        else if (k == "helo_name") s.helo_name = v;
-        else if (k == "ca_file") s.ca_file = v;
-        else if (k == "connect_timeout") s.connect_timeout = static_cast<int>(to_int(v, 1, 3600));
-        else if (k == "command_timeout") s.command_timeout = static_cast<int>(to_int(v, 1, 3600));
-        else if (k == "data_timeout") s.data_timeout = static_cast<int>(to_int(v, 1, 3600));
-        else if (k == "deadline") s.deadline = static_cast<int>(to_int(v, 1, 3600));
-        else unknown();
+        if (k == "host")
+            s.host = nonempty(v);
+        else if (k == "port")
+            s.port = static_cast<int>(to_int(v, 1, 65535));
+        else if (k == "helo_name")
+            s.helo_name = v;
+        else if (k == "ca_file")
+            s.ca_file = v;
+        else if (k == "connect_timeout")
+            s.connect_timeout = static_cast<int>(to_int(v, 1, 3600));
+        else if (k == "command_timeout")
+            s.command_timeout = static_cast<int>(to_int(v, 1, 3600));
+        else if (k == "data_timeout")
+            s.data_timeout = static_cast<int>(to_int(v, 1, 3600));
+        else if (k == "deadline")
+            s.deadline = static_cast<int>(to_int(v, 1, 3600));
+        else
+            unknown();
     }
 
     // Returns false for a key that is not an [entra] key.
     bool entra_key(EntraSettings& e, const std::string& k, const std::string& v) {
-        if (k == "authority") e.authority = nonempty(v);
-        else if (k == "tenant") e.tenant = v;
-        else if (k == "client_id") e.client_id = v;
-        else if (k == "certificate_file") e.certificate_file = v;
-        else if (k == "private_key_file") e.private_key_file = v;
-        else if (k == "client_secret_file") e.client_secret_file = v;
-        else if (k == "scope") e.scope = v;
-        else if (k == "ca_file") e.ca_file = v;
-        else if (k == "refresh_window") e.refresh_window = static_cast<int>(to_int(v, 0, 86400));
-        else if (k == "http_timeout") e.http_timeout = static_cast<int>(to_int(v, 1, 600));
+        if (k == "authority")
+            e.authority = nonempty(v);
+        else if (k == "tenant")
+            e.tenant = v;
+        else if (k == "client_id")
+            e.client_id = v;
+        else if (k == "certificate_file")
+            e.certificate_file = v;
+        else if (k == "private_key_file")
+            e.private_key_file = v;
+        else if (k == "client_secret_file")
+            e.client_secret_file = v;
+        else if (k == "scope")
+            e.scope = v;
+        else if (k == "ca_file")
+            e.ca_file = v;
+        else if (k == "refresh_window")
+            e.refresh_window = static_cast<int>(to_int(v, 0, 86400));
+        else if (k == "http_timeout")
+            e.http_timeout = static_cast<int>(to_int(v, 1, 600));
         else if (k == "assertion_alg")
             e.assertion_alg = to_enum<AssertionAlg>(
                 v, {{"PS256", AssertionAlg::ps256}, {"RS256", AssertionAlg::rs256}});
-        else return false;
+        else
+            return false;
         if (!v.empty() && (k.size() > 5 && k.substr(k.size() - 5) == "_file") && v[0] != '/')
             fail("must be an absolute path");
         return true;
     }
 
     static void entra_copy_key(EntraSettings& to, const EntraSettings& from, const std::string& k) {
-        if (k == "authority") to.authority = from.authority;
-        else if (k == "tenant") to.tenant = from.tenant;
-        else if (k == "client_id") to.client_id = from.client_id;
-        else if (k == "certificate_file") to.certificate_file = from.certificate_file;
-        else if (k == "private_key_file") to.private_key_file = from.private_key_file;
-        else if (k == "client_secret_file") to.client_secret_file = from.client_secret_file;
-        else if (k == "scope") to.scope = from.scope;
-        else if (k == "ca_file") to.ca_file = from.ca_file;
-        else if (k == "refresh_window") to.refresh_window = from.refresh_window;
-        else if (k == "http_timeout") to.http_timeout = from.http_timeout;
-        else if (k == "assertion_alg") to.assertion_alg = from.assertion_alg;
+        if (k == "authority")
+            to.authority = from.authority;
+        else if (k == "tenant")
+            to.tenant = from.tenant;
+        else if (k == "client_id")
+            to.client_id = from.client_id;
+        else if (k == "certificate_file")
+            to.certificate_file = from.certificate_file;
+        else if (k == "private_key_file")
+            to.private_key_file = from.private_key_file;
+        else if (k == "client_secret_file")
+            to.client_secret_file = from.client_secret_file;
+        else if (k == "scope")
+            to.scope = from.scope;
+        else if (k == "ca_file")
+            to.ca_file = from.ca_file;
+        else if (k == "refresh_window")
+            to.refresh_window = from.refresh_window;
+        else if (k == "http_timeout")
+            to.http_timeout = from.http_timeout;
+        else if (k == "assertion_alg")
+            to.assertion_alg = from.assertion_alg;
     }
 
     void milter_key(const std::string& k, const std::string& v) {
@@ -350,20 +388,27 @@ private:
             p.unknown_sender = to_enum<UnknownSender>(v, {{"reject", UnknownSender::reject},
                                                           {"tempfail", UnknownSender::tempfail},
                                                           {"accept", UnknownSender::accept}});
-        else if (k == "require_from_alignment") p.require_from_alignment = to_bool(v);
+        else if (k == "require_from_alignment")
+            p.require_from_alignment = to_bool(v);
         else if (k == "null_sender")
             p.null_sender = to_enum<NullSender>(
                 v, {{"rewrite", NullSender::rewrite}, {"reject", NullSender::reject}});
-        else if (k == "null_sender_account") p.null_sender_account = v;
-        else if (k == "max_recipients") p.max_recipients = static_cast<long>(to_int(v, 1, 100000));
-        else if (k == "max_message_size") p.max_message_size = to_int(v, 1, 1LL << 40);
+        else if (k == "null_sender_account")
+            p.null_sender_account = v;
+        else if (k == "max_recipients")
+            p.max_recipients = static_cast<long>(to_int(v, 1, 100000));
+        else if (k == "max_message_size")
+            p.max_message_size = to_int(v, 1, 1LL << 40);
         else if (k == "messages_per_minute")
             p.messages_per_minute = static_cast<long>(to_int(v, 0, 1000000));
         else if (k == "recipients_per_day")
             p.recipients_per_day = static_cast<long>(to_int(v, 0, 100000000));
-        else if (k == "allowed_recipient_domains") p.allowed_recipient_domains = domain_list(v);
-        else if (k == "blocked_recipient_domains") p.blocked_recipient_domains = domain_list(v);
-        else unknown();
+        else if (k == "allowed_recipient_domains")
+            p.allowed_recipient_domains = domain_list(v);
+        else if (k == "blocked_recipient_domains")
+            p.blocked_recipient_domains = domain_list(v);
+        else
+            unknown();
     }
 
     void account_key(const std::string& name, const std::string& k, const std::string& v) {

@@ -103,7 +103,7 @@ struct Config {
     std::string path;  // the file it was read from
     RelaySettings relay;
     SmtpSettings smtp;
-    EntraSettings entra;  // the [entra] defaults as written
+    EntraSettings entra;            // the [entra] defaults as written
     std::vector<Account> accounts;  // in file order
     MilterSettings milter;
     PolicySettings policy;
@@ -111,7 +111,7 @@ struct Config {
     // nullptr when no account has that name. O(log n).
     const Account* find_account(std::string_view name) const;
 
-private:
+  private:
     friend class ConfigBuilder;
     std::map<std::string, std::size_t, std::less<>> by_name_;
 };

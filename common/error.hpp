@@ -19,19 +19,18 @@ enum class ErrorClass { temporary, permanent, configuration };
 std::string_view to_string(ErrorClass c) noexcept;
 
 class Error : public std::runtime_error {
-public:
+  public:
     Error(ErrorClass c, const std::string& message) : std::runtime_error(message), class_(c) {}
     ErrorClass error_class() const noexcept { return class_; }
 
-private:
+  private:
     ErrorClass class_;
 };
 
 // A configuration problem; the message names file, line and key where known.
 class ConfigError : public Error {
-public:
-    explicit ConfigError(const std::string& message)
-        : Error(ErrorClass::configuration, message) {}
+  public:
+    explicit ConfigError(const std::string& message) : Error(ErrorClass::configuration, message) {}
 };
 
 }  // namespace o365

@@ -60,9 +60,9 @@ bool token_char(unsigned char c) {
 
 // Masks the value that follows each of `keys` (key=value, "key":"value", key: value).
 void mask_after_keys(std::string& s) {
-    static const char* keys[] = {"access_token", "refresh_token", "client_secret",
-                                 "client_assertion", "id_token", "device_code",
-                                 "assertion", "password", "Bearer ", "auth="};
+    static const char* keys[] = {
+        "access_token", "refresh_token", "client_secret", "client_assertion", "id_token",
+        "device_code",  "assertion",     "password",      "Bearer ",          "auth="};
     for (const char* k : keys) {
         std::string key = k;
         std::size_t pos = 0;
@@ -72,7 +72,8 @@ void mask_after_keys(std::string& s) {
             while (v < s.size() && (s[v] == '"' || s[v] == ':' || s[v] == '=' || s[v] == ' '))
                 ++v;
             std::size_t e = v;
-            while (e < s.size() && token_char(static_cast<unsigned char>(s[e]))) ++e;
+            while (e < s.size() && token_char(static_cast<unsigned char>(s[e])))
+                ++e;
             if (e - v >= 4 && s.compare(v, 10, "[redacted]") != 0) {
                 s.replace(v, e - v, "[redacted]");
                 pos = v + 10;
@@ -187,8 +188,7 @@ void log_line(LogLevel level, std::string_view text) noexcept {
         ::gethostname(host, sizeof host - 1);
         if (char* dot = std::strchr(host, '.')) *dot = '\0';
         std::string line = std::string(stamp) + " " + host + " " + st.ident + "[" +
-                           std::to_string(::getpid()) + "]: " + level_prefix(level) + clean +
-                           "\n";
+                           std::to_string(::getpid()) + "]: " + level_prefix(level) + clean + "\n";
         ssize_t ignored = ::write(st.fd, line.data(), line.size());
         (void)ignored;
     } catch (...) {

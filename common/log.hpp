@@ -23,10 +23,18 @@ namespace o365 {
 void log_init(std::string_view target, LogLevel level, std::string_view ident);
 
 void log_line(LogLevel level, std::string_view text) noexcept;
-inline void log_debug(std::string_view t) { log_line(LogLevel::debug, t); }
-inline void log_info(std::string_view t) { log_line(LogLevel::info, t); }
-inline void log_warning(std::string_view t) { log_line(LogLevel::warning, t); }
-inline void log_error(std::string_view t) { log_line(LogLevel::error, t); }
+inline void log_debug(std::string_view t) {
+    log_line(LogLevel::debug, t);
+}
+inline void log_info(std::string_view t) {
+    log_line(LogLevel::info, t);
+}
+inline void log_warning(std::string_view t) {
+    log_line(LogLevel::warning, t);
+}
+inline void log_error(std::string_view t) {
+    log_line(LogLevel::error, t);
+}
 bool log_enabled(LogLevel level);
 
 // Registers a secret value (token, secret, assertion): it is masked in every

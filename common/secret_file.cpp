@@ -57,13 +57,15 @@ std::string read_secret_file(const std::string& path) {
         out.append(buf, static_cast<std::size_t>(n));
         if (out.size() > 1 << 20) throw ConfigError(path + ": secret file is larger than 1 MB");
     }
-    while (!out.empty() && (out.back() == '\n' || out.back() == '\r' || out.back() == ' ' ||
-                            out.back() == '\t'))
+    while (!out.empty() &&
+           (out.back() == '\n' || out.back() == '\r' || out.back() == ' ' || out.back() == '\t'))
         out.pop_back();
     if (out.empty()) throw ConfigError(path + ": secret file is empty");
     return out;
 }
 
-void check_secret_file(const std::string& path) { (void)open_checked(path); }
+void check_secret_file(const std::string& path) {
+    (void)open_checked(path);
+}
 
 }  // namespace o365

@@ -28,7 +28,7 @@ struct TokenGrant {
 // what() is one line: "<oauth error>: AADSTSnnnn: <description first sentence>
 // (hint: <what to fix>)" or the network cause.
 class OAuthError : public Error {
-public:
+  public:
     OAuthError(ErrorClass c, const std::string& message, std::string oauth_error = {},
                std::string aadsts = {}, int http_status = 0, int retry_after = 0)
         : Error(c, message),
@@ -41,7 +41,7 @@ public:
     int http_status() const { return http_status_; }                 // 0: no HTTP answer
     int retry_after() const { return retry_after_; }                 // seconds, 0: none
 
-private:
+  private:
     std::string oauth_error_;
     std::string aadsts_;
     int http_status_;
@@ -49,7 +49,7 @@ private:
 };
 
 class TokenSource {
-public:
+  public:
     virtual ~TokenSource() = default;
     virtual TokenGrant acquire(const Account& account, const std::string& refresh_token) = 0;
 };

@@ -6,10 +6,13 @@
 // no secret value (client secret, assertion, device code, access or refresh
 // token) appears in the log file of the whole run.
 #define BOOST_TEST_MODULE entra_client
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -125,6 +128,9 @@ struct Env {
         std::string tmpl = std::string(t && *t ? t : "/tmp") + "/o365-oauth-XXXXXX";
         BOOST_REQUIRE(::mkdtemp(tmpl.data()));
         dir = tmpl;
+        // Loopback only: a proxy from the environment must not take these requests.
+        ::setenv("no_proxy", "127.0.0.1,localhost,::1", 1);
+        ::setenv("NO_PROXY", "127.0.0.1,localhost,::1", 1);
         ca = dir / "ca";
         state = dir / "entra";
         std::string cmd = "sh " + std::string(O365_FAKES_DIR) + "/make_test_ca.sh " + ca.string();
@@ -519,6 +525,30 @@ BOOST_AUTO_TEST_CASE(connection_refused) {
     OAuthError e = expect_error([&] { c.acquire(*cfg->find_account("secret"), ""); });
     BOOST_TEST((e.error_class() == ErrorClass::temporary));
     BOOST_TEST(has(e.what(), "token request to 127.0.0.1"));
+}
+
+BOOST_AUTO_TEST_CASE(server_that_never_answers_tls_times_out_connecting) {
+    // The kernel completes the TCP handshake (backlog), but nobody ever accepts, so
+    // the TLS handshake never ends: a timeout of the connect phase.
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    BOOST_REQUIRE(fd >= 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    BOOST_REQUIRE(::listen(fd, 8) == 0);
+    socklen_t len = sizeof sa;
+    BOOST_REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
+    auto cfg = parse_config(
+        env().config_text("https://127.0.0.1:" + std::to_string(ntohs(sa.sin_port))), "x.conf");
+    EntraClient c;
+    auto t0 = std::chrono::steady_clock::now();
+    OAuthError e = expect_error([&] { c.acquire(*cfg->find_account("slow"), ""); });
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ::close(fd);
+    BOOST_TEST((e.error_class() == ErrorClass::temporary));
+    BOOST_TEST(has(e.what(), "timed out after 1 s connecting to 127.0.0.1"), e.what());
+    BOOST_TEST(secs < 2.5);
 }
 
 BOOST_AUTO_TEST_CASE(bad_credential_file_is_configuration) {

@@ -1,0 +1,68 @@
+#include "failure.hpp"
+
+namespace o365 {
+
+std::string_view stage_name(Stage s) noexcept {
+    switch (s) {
+        case Stage::none:
+            return "setup";
+        case Stage::connect:
+            return "connect";
+        case Stage::greeting:
+            return "greeting";
+        case Stage::ehlo:
+            return "EHLO";
+        case Stage::starttls:
+            return "STARTTLS";
+        case Stage::tls_handshake:
+            return "TLS handshake";
+        case Stage::ehlo_after_tls:
+            return "EHLO after STARTTLS";
+        case Stage::auth:
+            return "AUTH";
+        case Stage::mail_from:
+            return "MAIL FROM";
+        case Stage::rcpt_to:
+            return "RCPT TO";
+        case Stage::data:
+            return "DATA";
+        case Stage::sending_message:
+            return "message content";
+        case Stage::end_of_data:
+            return "end of data";
+        case Stage::quit:
+            return "QUIT";
+        case Stage::done:
+            return "done";
+    }
+    return "?";
+}
+
+std::string_view stage_command(Stage s) noexcept {
+    switch (s) {
+        case Stage::greeting:
+            return "initial greeting";
+        case Stage::ehlo:
+        case Stage::ehlo_after_tls:
+            return "EHLO";
+        case Stage::starttls:
+            return "STARTTLS";
+        case Stage::auth:
+            return "AUTH";
+        case Stage::mail_from:
+            return "MAIL FROM";
+        case Stage::rcpt_to:
+            return "RCPT TO";
+        case Stage::data:
+            return "DATA";
+        case Stage::sending_message:
+        case Stage::end_of_data:
+            return "end of DATA";
+        case Stage::quit:
+            return "QUIT";
+        default:
+            return "";
+    }
+}
+
+}  // namespace o365

@@ -1,0 +1,208 @@
+// Table tests of common/delivery_status: every reply of O365-FACTS.md and
+// every local failure, at the stage where it happens -> exit status and the
+// enhanced code printed first.
+#include <boost/test/unit_test.hpp>
+
+#include "delivery_status.hpp"
+#include "smtp_reply.hpp"
+
+using namespace o365;
+
+namespace {
+
+SmtpReply reply(std::string_view wire) {
+    ReplyParser p;
+    p.feed(wire);
+    p.feed("\r\n");
+    auto r = p.next();
+    BOOST_REQUIRE(r);
+    return *r;
+}
+
+const char* kPeer = "smtp.office365.com[52.96.0.1]:587";
+
+struct ReplyRow {
+    Stage stage;
+    const char* wire;
+    int exit_status;
+    const char* dsn;
+    bool others_accepted = false;
+};
+
+// clang-format off
+const ReplyRow kReplyRows[] = {
+    // --- O365-FACTS.md replies ---
+    {Stage::auth, "535 5.7.3 Authentication unsuccessful [SN4PR0501CA0049.namprd05.prod.outlook.com]", 75, "4.7.3"},
+    {Stage::auth, "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.", 75, "4.7.139"},
+    {Stage::end_of_data, "554 5.2.252 SendAsDenied; noreply@contoso.com not allowed to send as ceo@contoso.com; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied", 69, "5.2.252"},
+    {Stage::mail_from, "554 5.2.252 SendAsDenied; noreply@contoso.com not allowed to send as ceo@contoso.com; STOREDRV.Submission.Exception:SendAsDeniedException", 69, "5.2.252"},
+    {Stage::mail_from, "550 5.1.8 Access denied, bad outbound sender", 75, "4.1.8"},
+    {Stage::rcpt_to, "550 5.1.8 Access denied, bad outbound sender", 75, "4.1.8"},
+    {Stage::end_of_data, "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception", 75, "4.2.0"},
+    {Stage::rcpt_to, "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException", 75, "4.2.0"},
+    {Stage::greeting, "432 4.3.2 Concurrent connections limit exceeded. Visit https://aka.ms/concurrent_sending for more information.", 75, "4.3.2"},
+    {Stage::auth, "432 4.3.2 Concurrent connections limit exceeded", 75, "4.3.2"},
+    {Stage::mail_from, "530 5.7.57 Client not authenticated to send mail. Error: 535 5.7.3 Authentication unsuccessful", 75, "4.7.57"},
+    {Stage::mail_from, "550 5.7.60 SMTP; Client does not have permissions to send as this sender", 69, "5.7.60"},
+    {Stage::end_of_data, "550 5.7.60 SMTP; Client does not have permissions to send as this sender", 69, "5.7.60"},
+    {Stage::mail_from, "550 5.2.251 temporarily blocked: mailbox full errors", 75, "4.2.251"},
+    {Stage::end_of_data, "550 5.2.252 temporarily blocked after repeated send-as errors", 75, "4.2.252"},
+    {Stage::mail_from, "550 5.2.253 temporarily blocked: invalid licence", 75, "4.2.253"},
+    {Stage::rcpt_to, "550 5.2.254 temporarily blocked: too many recipients", 75, "4.2.254"},
+    {Stage::rcpt_to, "550 5.2.255 temporarily blocked: invalid recipients", 75, "4.2.255"},
+    {Stage::end_of_data, "250 2.0.0 OK <a@b> [Hostname=AM0PR01MB1234.eurprd01.prod.exchangelabs.com]", 75, "4.5.0"},  // success is not a failure
+    // --- tenant blocks (Microsoft NDR reference) ---
+    {Stage::mail_from, "550 5.7.708 Service unavailable. Access denied, traffic not accepted from this IP.", 75, "4.7.708"},
+    {Stage::mail_from, "550 5.7.705 Access denied, tenant has exceeded threshold", 75, "4.7.705"},
+    // --- recipients ---
+    {Stage::rcpt_to, "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", 67, "5.1.10"},
+    {Stage::rcpt_to, "550 5.1.1 User unknown", 67, "5.1.1"},
+    {Stage::rcpt_to, "550 5.4.1 Recipient address rejected: Access denied", 67, "5.4.1"},
+    {Stage::rcpt_to, "550 5.7.1 Recipient not authorized", 69, "5.7.1"},
+    {Stage::rcpt_to, "550 No such user", 69, "5.0.0"},
+    {Stage::rcpt_to, "452 4.5.3 Too many recipients", 75, "4.5.3"},
+    {Stage::rcpt_to, "450 4.2.1 Mailbox temporarily unavailable", 75, "4.2.1"},
+    {Stage::rcpt_to, "451 Try again", 75, "4.0.0"},
+    // one recipient refused while others were accepted: all-or-nothing -> defer
+    {Stage::rcpt_to, "550 5.1.1 User unknown", 75, "4.1.1", true},
+    {Stage::rcpt_to, "450 4.2.1 busy", 75, "4.2.1", true},
+    // --- size and content ---
+    {Stage::mail_from, "552 5.3.4 Message size exceeds fixed maximum message size", 65, "5.3.4"},
+    {Stage::end_of_data, "552 5.3.4 Message size exceeds fixed maximum message size", 65, "5.3.4"},
+    {Stage::end_of_data, "550 5.2.3 RESOLVER.RST.RecipSizeLimit; message too large for this recipient", 65, "5.2.3"},
+    {Stage::end_of_data, "550 5.7.1 Message rejected as spam by Content Filtering", 65, "5.7.1"},
+    {Stage::end_of_data, "554 5.6.0 Corrupt message content", 65, "5.6.0"},
+    {Stage::end_of_data, "451 4.4.0 Message failed to be made persistent", 75, "4.4.0"},
+    {Stage::end_of_data, "421 4.3.2 Service not available, closing transmission channel", 75, "4.3.2"},
+    // --- sender and DATA ---
+    {Stage::mail_from, "550 5.7.1 Sender refused", 69, "5.7.1"},
+    {Stage::mail_from, "501 5.1.7 Invalid address", 69, "5.1.7"},
+    {Stage::data, "554 5.5.1 No valid recipients", 69, "5.5.1"},
+    {Stage::data, "503 5.5.1 Bad sequence of commands", 69, "5.5.1"},
+    // --- before MAIL FROM: never about this message ---
+    {Stage::greeting, "554 5.7.1 Service unavailable; Client host blocked", 75, "4.7.1"},
+    {Stage::greeting, "421 4.3.2 Service not available", 75, "4.3.2"},
+    {Stage::ehlo, "501 5.5.4 Invalid domain name", 75, "4.5.4"},
+    {Stage::starttls, "454 4.7.0 TLS not available due to temporary reason", 75, "4.7.0"},
+    {Stage::starttls, "554 5.7.3 Unable to initialize security subsystem", 75, "4.7.3"},
+    {Stage::ehlo_after_tls, "550 5.0.0 nope", 75, "4.0.0"},
+    {Stage::auth, "535 Authentication failed", 75, "4.0.0"},
+    {Stage::auth, "504 5.7.4 Unrecognized authentication type", 75, "4.7.4"},
+    {Stage::auth, "421 4.7.66 TLS 1.0 and 1.1 are not supported", 75, "4.7.66"},
+};
+// clang-format on
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(delivery_status)
+
+BOOST_AUTO_TEST_CASE(server_replies) {
+    for (const ReplyRow& row : kReplyRows) {
+        BOOST_TEST_CONTEXT(stage_name(row.stage) << ": " << row.wire) {
+            Failure f;
+            f.cause = Cause::server_reply;
+            f.stage = row.stage;
+            f.reply = reply(row.wire);
+            f.peer = kPeer;
+            f.others_accepted = row.others_accepted;
+            Outcome o = decide(f);
+            BOOST_TEST(o.exit_status == row.exit_status);
+            BOOST_TEST(o.dsn() == row.dsn);
+            // The code printed first agrees with the exit status.
+            BOOST_TEST((o.status_line[0] == '4') == (o.exit_status == kExTempFail));
+            // The server's reply is carried whole (code and text).
+            BOOST_TEST(o.status_line.find(f.reply->text().substr(0, 60)) != std::string::npos);
+            BOOST_TEST(o.status_line.find(kPeer) != std::string::npos);
+            BOOST_TEST(o.status_line.find('\n') == std::string::npos);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(local_failures) {
+    struct Row {
+        Cause cause;
+        Stage stage;
+        ErrorClass cls;
+        int exit_status;
+        const char* dsn;
+    };
+    const Row rows[] = {
+        {Cause::resolve, Stage::connect, ErrorClass::temporary, 75, "4.4.3"},
+        {Cause::connect, Stage::connect, ErrorClass::temporary, 75, "4.4.1"},
+        {Cause::lost_connection, Stage::end_of_data, ErrorClass::temporary, 75, "4.4.2"},
+        {Cause::timeout, Stage::rcpt_to, ErrorClass::temporary, 75, "4.4.2"},
+        {Cause::deadline, Stage::sending_message, ErrorClass::temporary, 75, "4.4.7"},
+        {Cause::tls, Stage::tls_handshake, ErrorClass::temporary, 75, "4.7.5"},
+        {Cause::protocol, Stage::ehlo, ErrorClass::temporary, 75, "4.5.0"},
+        {Cause::starttls_unavailable, Stage::ehlo, ErrorClass::temporary, 75, "4.7.4"},
+        {Cause::auth_unavailable, Stage::ehlo_after_tls, ErrorClass::temporary, 75, "4.7.4"},
+        {Cause::smtputf8_unsupported, Stage::mail_from, ErrorClass::permanent, 69, "5.6.7"},
+        {Cause::message_input, Stage::none, ErrorClass::temporary, 75, "4.3.0"},
+        {Cause::internal, Stage::none, ErrorClass::temporary, 75, "4.3.0"},
+        // token endpoint unreachable / 5xx / 429, and credentials refused by Entra
+        {Cause::token, Stage::none, ErrorClass::temporary, 75, "4.7.0"},
+        {Cause::token, Stage::none, ErrorClass::configuration, 75, "4.7.0"},
+        {Cause::token, Stage::auth, ErrorClass::configuration, 75, "4.7.0"},
+        {Cause::usage, Stage::none, ErrorClass::configuration, 75, "4.3.5"},
+        {Cause::config, Stage::none, ErrorClass::configuration, 75, "4.3.5"},
+        {Cause::account_mismatch, Stage::none, ErrorClass::configuration, 75, "4.3.5"},
+        {Cause::no_account, Stage::none, ErrorClass::permanent, 69, "5.7.1"},
+        {Cause::null_sender_refused, Stage::none, ErrorClass::permanent, 69, "5.7.1"},
+    };
+    for (const Row& row : rows) {
+        BOOST_TEST_CONTEXT("cause " << static_cast<int>(row.cause)) {
+            Failure f;
+            f.cause = row.cause;
+            f.stage = row.stage;
+            f.error_class = row.cls;
+            f.detail = "the reason\nwith a newline";
+            Outcome o = decide(f);
+            BOOST_TEST(o.exit_status == row.exit_status);
+            BOOST_TEST(o.dsn() == row.dsn);
+            BOOST_TEST(o.status_line == std::string(row.dsn) + " the reason with a newline");
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(status_line_shape) {
+    Failure f;
+    f.cause = Cause::server_reply;
+    f.stage = Stage::rcpt_to;
+    f.peer = kPeer;
+    f.recipient = "bob@example.org";
+    f.reply = reply("550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found");
+    BOOST_TEST(decide(f).status_line ==
+               "5.1.10 host smtp.office365.com[52.96.0.1]:587 said: 550 5.1.10 "
+               "RESOLVER.ADR.RecipientNotFound; Recipient not found (in reply to RCPT TO command "
+               "for <bob@example.org>)");
+
+    f.stage = Stage::auth;
+    f.recipient.clear();
+    f.after_refresh = true;
+    f.reply = reply("535 5.7.3 Authentication unsuccessful");
+    BOOST_TEST(decide(f).status_line ==
+               "4.7.3 host smtp.office365.com[52.96.0.1]:587 said: 535 5.7.3 Authentication "
+               "unsuccessful (in reply to AUTH command); again after a forced token refresh");
+
+    f.after_refresh = false;
+    f.stage = Stage::greeting;
+    f.reply = reply("554 5.7.1 go away");
+    BOOST_TEST(decide(f).status_line ==
+               "4.7.1 host smtp.office365.com[52.96.0.1]:587 refused to talk to me: 554 5.7.1 go "
+               "away");
+
+    // A very long reply is cut to a bounded line.
+    f.reply = reply("550 5.7.1 " + std::string(3000, 'x'));
+    BOOST_TEST(decide(f).status_line.size() <= 1000u);
+}
+
+BOOST_AUTO_TEST_CASE(delivered_line) {
+    Outcome o = delivered(reply("250 2.0.0 OK <id@x> [Hostname=AM0PR01]"), kPeer);
+    BOOST_TEST(o.exit_status == 0);
+    BOOST_TEST(o.status_line ==
+               "2.0.0 host smtp.office365.com[52.96.0.1]:587 said: 250 2.0.0 OK <id@x> "
+               "[Hostname=AM0PR01]");
+    BOOST_TEST(delivered(reply("250 queued"), kPeer).dsn() == "2.0.0");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
