@@ -32,8 +32,8 @@ APP_SCOPE = "https://outlook.office365.com/.default"
 
 def start_process(argv, log_path, timeout=15.0, env=None):
     """Starts argv, waits for "READY <port>" on its stdout; returns (Popen, port)."""
-    log = open(log_path, "ab")
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, env=env)
+    with open(log_path, "ab") as log:
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, env=env)
     deadline = time.time() + timeout
     line = b""
     while time.time() < deadline:
