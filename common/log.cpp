@@ -71,6 +71,13 @@ void mask_after_keys(std::string& s) {
             // skip separators: ", :, =, spaces
             while (v < s.size() && (s[v] == '"' || s[v] == ':' || s[v] == '=' || s[v] == ' '))
                 ++v;
+            // A key word that continues as a longer name (client_secret_file,
+            // assertion_alg) names a setting, not a value: keep it.
+            if (v == pos + key.size() &&
+                (std::isalnum(static_cast<unsigned char>(key.back())) || key.back() == '_')) {
+                pos = v;
+                continue;
+            }
             std::size_t e = v;
             while (e < s.size() && token_char(static_cast<unsigned char>(s[e])))
                 ++e;

@@ -26,7 +26,7 @@ const char* kHelp =
     "Exit 0 all passed, 1 a check failed, 78 the config file is invalid.\n";
 
 // What an administrator must do about an SMTP failure while authenticating.
-std::string smtp_fix(const Failure& f) {
+std::string smtp_fix(const Failure& f, int port) {
     std::string text = f.reply ? f.reply->text() : f.detail;
     auto has = [&](const char* s) { return text.find(s) != std::string::npos; };
     switch (f.cause) {
@@ -41,7 +41,7 @@ std::string smtp_fix(const Failure& f) {
         case Cause::connect:
         case Cause::timeout:
         case Cause::lost_connection:
-            return "check DNS and that outbound TCP port " + std::string("587") +
+            return "check DNS and that outbound TCP port " + std::to_string(port) +
                    " to [smtp] host is allowed";
         default:
             break;
@@ -115,7 +115,11 @@ int cmd_check(const Globals& g, const Args& args) {
         }
         AccessToken token;
         try {
-            token = cache.get(*a);
+            // A check asks for the live answer: an earlier failure's backoff
+            // (the administrator may just have fixed its cause) does not apply.
+            auto entry = cache.peek(*a);
+            bool in_backoff = entry && entry->backoff_until > std::time(nullptr);
+            token = in_backoff ? cache.force_refresh(*a) : cache.get(*a);
             std::printf("  ok    token from Entra ID (%s), valid %lld s\n", a->entra.tenant.c_str(),
                         static_cast<long long>(token.expires_at - std::time(nullptr)));
         } catch (const Error& e) {
@@ -130,7 +134,7 @@ int cmd_check(const Globals& g, const Args& args) {
             std::string what = failure->reply ? failure->reply->text() : failure->detail;
             std::printf("  FAIL  SMTP %s at %s: %s\n        fix: %s\n", smtp.peer().c_str(),
                         std::string(stage_name(failure->stage)).c_str(), what.c_str(),
-                        smtp_fix(*failure).c_str());
+                        smtp_fix(*failure, cfg->smtp.port).c_str());
             ++failed;
         } else {
             std::printf("  ok    SMTP %s: STARTTLS, AUTH XOAUTH2 as %s\n", smtp.peer().c_str(),

@@ -33,6 +33,12 @@ BOOST_AUTO_TEST_CASE(redact_table) {
     }
     BOOST_TEST(redact("plain text stays") == "plain text stays");
     BOOST_TEST(redact("status=sent (250 2.0.0 OK)") == "status=sent (250 2.0.0 OK)");
+    // Setting names that start with a key word are not values (hints name them).
+    BOOST_TEST(redact("hint: client_secret_file must hold the secret's Value") ==
+               "hint: client_secret_file must hold the secret's Value");
+    BOOST_TEST(redact("[entra] assertion_alg = PS256") == "[entra] assertion_alg = PS256");
+    BOOST_TEST(redact("client_secret_file=/x client_secret=abcdefgh") ==
+               "client_secret_file=/x client_secret=[redacted]");
 }
 
 BOOST_AUTO_TEST_CASE(file_log_is_postfix_style_and_redacted) {
