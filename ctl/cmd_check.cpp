@@ -6,9 +6,11 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <memory>
 
 #include "ctl.hpp"
 #include "error.hpp"
+#include "hints.hpp"
 #include "oauth.hpp"
 #include "secret_file.hpp"
 #include "smtp_client.hpp"
@@ -25,43 +27,12 @@ const char* kHelp =
     "[smtp] host: connect, STARTTLS, AUTH XOAUTH2, QUIT. Nothing is sent.\n"
     "Exit 0 all passed, 1 a check failed, 78 the config file is invalid.\n";
 
-// What an administrator must do about an SMTP failure while authenticating.
-std::string smtp_fix(const Failure& f, int port) {
-    std::string text = f.reply ? f.reply->text() : f.detail;
-    auto has = [&](const char* s) { return text.find(s) != std::string::npos; };
-    switch (f.cause) {
-        case Cause::tls:
-            return "the server's certificate was not trusted: check [smtp] host (use the DNS "
-                   "name, smtp.office365.com) and [smtp] ca_file / the system trust store";
-        case Cause::starttls_unavailable:
-            return "the server does not offer STARTTLS: something between this host and "
-                   "Office 365 strips it (a proxy or firewall inspecting SMTP); nothing was "
-                   "sent in clear";
-        case Cause::resolve:
-        case Cause::connect:
-        case Cause::timeout:
-        case Cause::lost_connection:
-            return "check DNS and that outbound TCP port " + std::to_string(port) +
-                   " to [smtp] host is allowed";
-        default:
-            break;
-    }
-    if (has("5.7.139"))
-        return "SMTP AUTH is disabled for the tenant or mailbox: Set-CASMailbox -Identity "
-               "MAILBOX -SmtpClientAuthenticationDisabled $false (and check "
-               "Set-TransportConfig -SmtpClientAuthenticationDisabled)";
-    if (has("5.7.3") || has("535"))
-        return "Exchange refused the token: for app-only, register the app's service principal "
-               "in Exchange Online (New-ServicePrincipal) and grant it the mailbox "
-               "(Add-MailboxPermission -AccessRights FullAccess); for delegated, the user must "
-               "own the mailbox; the API permission must be SMTP.SendAsApp / SMTP.Send";
-    if (has("5.1.8"))
-        return "the mailbox is blocked for outbound spam: remove it from Restricted entities "
-               "in the Microsoft Defender portal";
-    if (has("4.3.2"))
-        return "more than 3 connections for this mailbox: lower "
-               "o365_destination_concurrency_limit";
-    return "see docs/troubleshooting.md for this reply";
+// A 535 at AUTH other than 5.7.139 (SMTP AUTH disabled): the token may have
+// been revoked; the transport then refreshes once and retries (the same rule
+// as transport/delivery.cpp).
+bool refresh_may_help(const Failure& f) {
+    return f.cause == Cause::server_reply && f.stage == Stage::auth && f.reply &&
+           f.reply->code == 535 && f.reply->enhanced != "5.7.139";
 }
 
 bool check_files(const Account& a) {
@@ -124,23 +95,50 @@ int cmd_check(const Globals& g, const Args& args) {
                         static_cast<long long>(token.expires_at - std::time(nullptr)));
         } catch (const Error& e) {
             std::printf("  FAIL  token: %s\n", e.what());
+            if (std::string fix = token_fix(e); !fix.empty())
+                std::printf("        fix: %s\n", fix.c_str());
             ++failed;
             continue;
         }
         auto deadline = SmtpClient::Clock::now() + std::chrono::seconds(cfg->smtp.deadline);
-        SmtpClient smtp(cfg->smtp, deadline);
-        auto failure = smtp.open(Credentials{a->mailbox, token.value});
+        auto smtp = std::make_unique<SmtpClient>(cfg->smtp, deadline);
+        auto failure = smtp->open(Credentials{a->mailbox, token.value});
+        if (failure && refresh_may_help(*failure)) {
+            // As a delivery does: a 535 may mean the cached token was revoked.
+            std::printf("  note  AUTH refused the token (%s); getting a new one\n",
+                        failure->reply->text().c_str());
+            smtp->quit();
+            try {
+                token = cache.refresh(*a, token.value);
+                std::printf("  ok    new token from Entra ID, valid %lld s\n",
+                            static_cast<long long>(token.expires_at - std::time(nullptr)));
+            } catch (const Error& e) {
+                std::printf("  FAIL  token: %s\n", e.what());
+                ++failed;
+                continue;
+            }
+            smtp = std::make_unique<SmtpClient>(cfg->smtp, deadline);
+            failure = smtp->open(Credentials{a->mailbox, token.value});
+        }
         if (failure) {
             std::string what = failure->reply ? failure->reply->text() : failure->detail;
-            std::printf("  FAIL  SMTP %s at %s: %s\n        fix: %s\n", smtp.peer().c_str(),
+            std::printf("  FAIL  SMTP %s at %s: %s\n        fix: %s\n", smtp->peer().c_str(),
                         std::string(stage_name(failure->stage)).c_str(), what.c_str(),
-                        smtp_fix(*failure, cfg->smtp.port).c_str());
+                        smtp_fix(*failure, cfg->smtp.port, a->mailbox).c_str());
             ++failed;
         } else {
-            std::printf("  ok    SMTP %s: STARTTLS, AUTH XOAUTH2 as %s\n", smtp.peer().c_str(),
+            std::printf("  ok    SMTP %s: STARTTLS, AUTH XOAUTH2 as %s\n", smtp->peer().c_str(),
                         a->mailbox.c_str());
+            std::string others;
+            for (const auto& s : a->senders)
+                if (s != a->mailbox) others += (others.empty() ? "" : ", ") + s;
+            if (!others.empty())
+                std::printf(
+                    "  note  Send As for %s is checked by Exchange only when a message "
+                    "is sent: o365relayctl send-test -f SENDER %s RECIPIENT\n",
+                    others.c_str(), a->name.c_str());
         }
-        smtp.quit();
+        smtp->quit();
     }
     std::printf("%s\n", failed ? "check FAILED" : "check passed");
     return failed ? kFailed : kOk;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -11,6 +12,7 @@
 
 #include "address.hpp"
 #include "ctl.hpp"
+#include "hints.hpp"
 #include "unique_fd.hpp"
 
 namespace o365::ctl {
@@ -18,12 +20,14 @@ namespace o365::ctl {
 namespace {
 
 const char* kHelp =
-    "usage: o365relayctl send-test ACCOUNT RECIPIENT\n"
-    "Sends a short test message from ACCOUNT's mailbox to RECIPIENT through\n"
+    "usage: o365relayctl [-T TRANSPORT] send-test [-f SENDER] ACCOUNT RECIPIENT\n"
+    "Sends a short test message from ACCOUNT's mailbox (or from SENDER, one of the\n"
+    "account's senders: tests Exchange's Send As permission) to RECIPIENT through\n"
     "o365relay-transport (the same path Postfix uses), and prints the transport's\n"
-    "status line. Exit 0 delivered, 75 deferred (temporary), 1 refused, 78 bad config.\n";
+    "status line and, for a known refusal, the fix.\n"
+    "Exit 0 delivered, 75 deferred (temporary), 1 refused, 64 usage, 78 bad config.\n";
 
-std::string make_message(const Account& a, const std::string& rcpt) {
+std::string make_message(const Account& a, const std::string& sender, const std::string& rcpt) {
     char host[256] = "localhost";
     ::gethostname(host, sizeof host - 1);
     char date[64];
@@ -31,7 +35,7 @@ std::string make_message(const Account& a, const std::string& rcpt) {
     struct tm tmv;
     ::localtime_r(&now, &tmv);
     std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tmv);
-    return "From: o365relay test <" + a.mailbox + ">\nTo: <" + rcpt +
+    return "From: o365relay test <" + sender + ">\nTo: <" + rcpt +
            ">\nSubject: o365relay test message from " + host + "\nDate: " + date +
            "\nMessage-ID: <o365relay-test." + std::to_string(now) + "." +
            std::to_string(::getpid()) + "@" + host +
@@ -47,20 +51,30 @@ int cmd_send_test(const Globals& g, const Args& args) {
         std::fputs(kHelp, stdout);
         return kOk;
     }
-    if (args.size() != 2) {
+    // [-f SENDER] ACCOUNT RECIPIENT
+    std::string sender;
+    Args rest = args;
+    if (rest.size() >= 2 && rest[0] == "-f") {
+        sender = rest[1];
+        rest.erase(rest.begin(), rest.begin() + 2);
+    }
+    if (rest.size() != 2) {
         std::fputs(kHelp, stderr);
         return kUsage;
     }
-    if (!parse_address(args[1])) {
-        std::fprintf(stderr, "o365relayctl: '%s' is not an address\n", args[1].c_str());
+    for (const std::string* addr : {&rest[1], &sender}) {
+        if ((addr == &sender && sender.empty()) || parse_address(*addr)) continue;
+        std::fprintf(stderr, "o365relayctl: '%s' is not an address\n", addr->c_str());
         return kUsage;
     }
     auto cfg = load_or_report(g);
     if (!cfg) return kConfig;
-    auto accounts = select_accounts(*cfg, args[0]);
+    auto accounts = select_accounts(*cfg, rest[0]);
     if (accounts.empty()) return kUsage;
     const Account& a = *accounts[0];
-    std::string msg = make_message(a, args[1]);
+    if (sender.empty()) sender = a.mailbox;
+    const std::string& rcpt = rest[1];
+    std::string msg = make_message(a, sender, rcpt);
 
     int in[2], out[2];
     if (::pipe(in) != 0 || ::pipe(out) != 0) {
@@ -81,14 +95,17 @@ int cmd_send_test(const Globals& g, const Args& args) {
         ::close(out[1]);
         std::string qid = "ctl" + std::to_string(::getpid());
         ::execl(g.transport_path.c_str(), g.transport_path.c_str(), "-c", g.config_path.c_str(),
-                "-f", a.mailbox.c_str(), "-q", qid.c_str(), "-n", a.name.c_str(), "--",
-                args[1].c_str(), static_cast<char*>(nullptr));
+                "-f", sender.c_str(), "-q", qid.c_str(), "-n", a.name.c_str(), "--", rcpt.c_str(),
+                static_cast<char*>(nullptr));
         std::fprintf(stderr, "o365relayctl: cannot run %s: %s\n", g.transport_path.c_str(),
                      std::strerror(errno));
         ::_exit(127);
     }
     ::close(in[0]);
     ::close(out[1]);
+    // A transport that exits before reading its input must not kill us with
+    // SIGPIPE: its status line says why.
+    std::signal(SIGPIPE, SIG_IGN);
     UniqueFd to_child(in[1]), from_child(out[0]);
     std::size_t off = 0;
     while (off < msg.size()) {
@@ -107,9 +124,14 @@ int cmd_send_test(const Globals& g, const Args& args) {
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r'))
         line.pop_back();
     int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::printf("send-test %s -> %s: exit %d: %s\n", a.name.c_str(), args[1].c_str(), rc,
-                line.empty() ? "(no status line)" : line.c_str());
+    std::printf("send-test %s (%s) -> %s: exit %d: %s\n", a.name.c_str(), sender.c_str(),
+                rcpt.c_str(), rc, line.empty() ? "(no status line)" : line.c_str());
     if (rc == 0) return kOk;
+    if (std::string fix = reply_fix(line, a.mailbox); !fix.empty()) {
+        for (std::size_t p; (p = fix.find("SENDER")) != std::string::npos;)
+            fix.replace(p, 6, sender);
+        std::printf("  fix: %s\n", fix.c_str());
+    }
     if (rc == 75 || rc == -1) return kTempfail;
     if (rc == 127) return kConfig;
     return kFailed;

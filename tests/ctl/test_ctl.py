@@ -144,6 +144,9 @@ class CtlTest(unittest.TestCase):
         p = subprocess.run(argv, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
         r = Run(argv, p, time.time() - t0)
         type(self).outputs.append(r.text)
+        if os.environ.get("CTL_TEST_VERBOSE") == "1":
+            sys.stderr.write("\n$ o365relayctl %s\n%s%s[exit %d]\n"
+                             % (" ".join(args), r.out, r.err, r.rc))
         return r
 
     def log_text(self):
@@ -184,7 +187,7 @@ class Help(CtlTest):
     def test_usage_errors_exit_64(self):
         for args in ([], ["frobnicate"], ["--bogus", "check"], ["token"], ["token", "list"],
                      ["token", "refresh"], ["login"], ["send-test", "noreply"],
-                     ["check", "a", "b"]):
+                     ["check", "a", "b"], ["send-test", "-f", "noreply", "bob@example.org"]):
             r = self.ctl(*args)
             self.assertEqual(r.rc, USAGE, r)
             self.assertIn("usage: o365relayctl", r.err, r)
@@ -322,6 +325,38 @@ class Check(CtlTest):
         r = self.ctl("check", conf=conf)
         self.assertEqual(r.rc, FAILED, r)
         self.assertRegex(r.out, r"FAIL +token: .*certificate", r)
+        self.assertIn("fix: Entra ID's TLS certificate was not trusted", r.out, r)
+        self.assertIn("[entra] ca_file", r.out, r)
+
+    def test_check_revoked_cached_token_refreshes_once(self):
+        g0 = self.entra_grants()
+        self.assertEqual(self.ctl("check").rc, OK)
+        self.env.revoke("--seen")
+        st0 = self.env.stats()
+        r = self.ctl("check")
+        self.assertEqual(r.rc, OK, r)
+        self.assertIn("getting a new one", r.out, r)
+        self.assertEqual(self.entra_grants() - g0, 2)
+        st = self.env.stats()
+        self.assertEqual(st["auth_failed"] - st0["auth_failed"], 1)
+        self.assertEqual(st["auth_ok"] - st0["auth_ok"], 1)
+
+    def test_check_notes_send_as_is_not_checked(self):
+        r = self.ctl("check")
+        self.assertEqual(r.rc, OK, r)
+        self.assertIn("note  Send As for @apps.contoso.com", r.out, r)
+        self.assertIn("send-test -f SENDER noreply", r.out, r)
+        conf = self.write_config(account={"senders": MAILBOX})
+        r = self.ctl("check", conf=conf)
+        self.assertEqual(r.rc, OK, r)
+        self.assertNotIn("Send As", r.out, r)
+
+    def test_check_entra_unreachable(self):
+        conf = self.write_config(entra={"authority": "https://127.0.0.1:%d" % free_port()})
+        r = self.ctl("check", conf=conf)
+        self.assertEqual(r.rc, FAILED, r)
+        self.assertRegex(r.out, r"FAIL +token: .*token request to 127.0.0.1", r)
+        self.assertIn("fix: check DNS and that outbound HTTPS", r.out, r)
 
     def test_check_unreadable_private_key(self):
         conf = self.write_config(entra={"private_key_file": os.path.join(self.tdir, "gone.key")})
@@ -511,6 +546,27 @@ class SendTest(CtlTest):
         self.assertIn("5.1.1", r.out, r)
         self.assertIn("550 5.1.1 User unknown", r.out, r)
         self.assertEqual(len(self.env.messages()), n0)
+
+    def test_send_test_as_other_sender(self):
+        n0 = len(self.env.messages())
+        r = self.ctl("send-test", "-f", "app@apps.contoso.com", "noreply", "bob@example.org")
+        self.assertEqual(r.rc, OK, r)
+        env, body = self.env.messages()[n0]
+        self.assertEqual(env["mail_from"], "app@apps.contoso.com")
+        self.assertIn(b"From: o365relay test <app@apps.contoso.com>", body)
+
+    def test_send_test_send_as_denied_names_the_fix(self):
+        self.env.set_o365_config({}, mailboxes={MAILBOX: {"send_as": []}})
+        r = self.ctl("send-test", "-f", "app@apps.contoso.com", "noreply", "bob@example.org")
+        self.assertEqual(r.rc, FAILED, r)
+        self.assertIn("5.2.252 SendAsDenied", r.out, r)
+        self.assertIn("Add-RecipientPermission -Identity app@apps.contoso.com -Trustee "
+                      "noreply@contoso.com -AccessRights SendAs", r.out, r)
+
+    def test_send_test_sender_not_in_account(self):
+        r = self.ctl("send-test", "-f", "x@elsewhere.example", "noreply", "bob@example.org")
+        self.assertEqual(r.rc, TEMPFAIL, r)
+        self.assertIn("4.3.5", r.out, r)
 
     def test_send_test_deferred_exits_75(self):
         self.env.set_faults([{"stage": "eod", "reply": "451 4.7.500 Server busy"}])
