@@ -507,6 +507,24 @@ class Login(CtlTest):
         self.assertFalse(os.path.exists(os.path.join(self.state_dir, "tokens", "user.json"))
                          and self.entry("user").get("refresh_token"))
 
+    def test_login_not_completed_in_time_exits_1(self):
+        self.set_entra_config({
+            "clients": {harness.CLIENT_ID: dict(self.entra_base["clients"][harness.CLIENT_ID],
+                                                public=True)},
+            "device_code": {"interval": 1, "expires_in": 2,
+                            "polls": ["authorization_pending"] * 10, "mailbox": USER_MAILBOX}})
+        conf = self.write_config(extra=self.DELEGATED)
+        r = self.ctl("login", "user", conf=conf)
+        self.assertEqual(r.rc, FAILED, r)
+        self.assertIn("expired_token", r.out, r)
+        self.assertIn("o365relayctl login user", r.out, r)
+
+    def test_login_entra_unreachable_exits_75(self):
+        conf = self.write_config(
+            extra=self.DELEGATED + "authority = https://127.0.0.1:%d\n" % free_port())
+        r = self.ctl("login", "user", conf=conf)
+        self.assertEqual(r.rc, TEMPFAIL, r)
+
     def test_login_client_credentials_account_exits_64(self):
         r = self.ctl("login", "noreply")
         self.assertEqual(r.rc, USAGE, r)
