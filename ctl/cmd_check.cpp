@@ -73,8 +73,14 @@ int cmd_check(const Globals& g, const Args& args) {
     auto cfg = load_or_report(g);
     if (!cfg) return kConfig;
     std::printf("config %s: ok (%zu accounts)\n", cfg->path.c_str(), cfg->accounts.size());
+    if (cfg->accounts.empty()) {
+        std::printf(
+            "no [account NAME] section: nothing relays through Microsoft 365\n"
+            "check FAILED\n");
+        return kFailed;
+    }
     auto accounts = select_accounts(*cfg, args.empty() ? "" : args[0]);
-    if (accounts.empty()) return cfg->accounts.empty() ? kFailed : kUsage;
+    if (accounts.empty()) return kUsage;
     auto client = std::make_shared<EntraClient>();
     TokenCache cache(cfg->relay.state_dir, client);
     int failed = 0;

@@ -223,6 +223,21 @@ class ConfigAndAccounts(CtlTest):
         self.assertEqual(r.rc, CONFIG, r)
         self.assertIn("absent.conf", r.err, r)
 
+    def test_no_accounts(self):
+        conf = os.path.join(self.tdir, "empty.conf")
+        with open(self.conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(text[:text.index("[account noreply]")])
+        r = self.ctl("check", conf=conf)
+        self.assertEqual(r.rc, FAILED, r)
+        self.assertIn("no [account NAME] section", r.out, r)
+        r = self.ctl("token", "status", conf=conf)
+        self.assertEqual(r.rc, OK, r)
+        self.assertIn("no accounts", r.out, r)
+        r = self.ctl("token", "refresh", "noreply", conf=conf)
+        self.assertEqual(r.rc, USAGE, r)
+
     def test_unknown_account_exits_64(self):
         before = self.entra_grants()
         for args in (["check", "nobody"], ["token", "status", "nobody"],
