@@ -1,0 +1,64 @@
+// glue: the thin libmilter layer of o365relay-milter. It translates libmilter
+// callbacks into Policy/Transaction calls and Decisions into milter replies and
+// end-of-message edits; it holds no rule of its own.
+//
+// Contract:
+// - Runtime holds the current Policy (a shared_ptr swapped atomically on reload);
+//   each message takes a snapshot at MAIL FROM and finishes under it.
+// - Per connection a ConnCtx (smfi_setpriv), per message a Transaction.
+// - Every callback catches every exception, logs it and answers per [milter]
+//   on_error (tempfail: 451 4.3.0, reject: 550 5.3.0, accept: SMFIS_ACCEPT).
+// - Registered callbacks: negotiate, connect, envfrom, envrcpt, header, body,
+//   eom, abort, close. HELO, DATA, EOH and unknown commands are skipped
+//   (SMFIP_NO*), headers need no reply (SMFIP_NR_HDR when the MTA offers it).
+//   Macros requested (smfi_setsymlist): connect {client_addr} {daemon_addr},
+//   MAIL i {auth_authen}, RCPT i, EOM i.
+// - Non-SMTP submissions (Postfix non_smtpd_milters: sendmail(1), qmqpd) are
+//   recognised by the missing {daemon_addr} connect macro, which Postfix's
+//   cleanup(8) never sends and smtpd(8) always does (Postfix >= 3.2 default
+//   milter_connect_macros); see policy.hpp for what changes then.
+// - Replies: smfi_setreply with code, enhanced code and text; the text is made
+//   safe for libmilter (CR/LF and other controls become spaces, '%' doubled,
+//   at most 400 bytes). Edits only at end of message: smfi_chgheader to delete
+//   (value NULL) or change, smfi_addheader, smfi_chgfrom.
+// - One log line per message at its verdict (Transaction::log_line), one per
+//   refused recipient.
+// Thread-safety: libmilter runs one thread per session; Runtime is thread-safe.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "policy.hpp"
+#include "reply_text.hpp"
+
+struct smfiDesc;
+
+namespace o365 {
+
+class Runtime {
+public:
+    std::shared_ptr<const Policy> policy() const {
+        std::lock_guard lock(mu_);
+        return policy_;
+    }
+    void set_policy(std::shared_ptr<const Policy> p) {
+        std::lock_guard lock(mu_);
+        policy_ = std::move(p);
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::shared_ptr<const Policy> policy_;
+};
+
+
+
+
+// Registers the filter with libmilter (smfi_register) using `runtime` (which
+// must outlive smfi_main). Returns false (and logs) when libmilter refuses.
+bool register_filter(Runtime& runtime, const char* name);
+
+}  // namespace o365
