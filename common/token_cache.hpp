@@ -20,12 +20,23 @@
 // - Delegated accounts: the refresh token is read and rotated under the lock;
 //   a rotated refresh token is never lost to a concurrent writer.
 // - Cost of a warm lookup does not depend on the number of accounts.
+// - A changed credential fingerprint discards the cached access token, the
+//   last error and the backoff (the administrator changed something: try at
+//   once). A delegated account keeps its refresh token only when authority,
+//   tenant and client_id are unchanged ("refresh_binding"): a refresh token
+//   issued to another client or tenant is useless and is dropped (then:
+//   "no refresh token ... run `o365relayctl login`").
+// - Extra JSON fields beyond DESIGN.md 5 (readers ignore unknown fields):
+//   "failures" (consecutive failed refreshes), "backoff_until" (unix time;
+//   the doubling backoff, or a longer 429 Retry-After), "refresh_binding".
 // Thread-safe: one TokenCache may be used from many threads (the lock file is
 // per process and per account; threads of one process are serialised by a
-// mutex per account).
+// mutex per account). The TokenSource may be called concurrently for
+// different accounts, never for the same account.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,7 +62,9 @@ struct CacheEntry {
     std::string refresh_token;  // delegated only
     std::string credential_fingerprint;
     std::optional<LastError> last_error;
-    int failures = 0;  // consecutive failed refreshes (drives the backoff)
+    int failures = 0;                // consecutive failed refreshes (drives the backoff)
+    std::int64_t backoff_until = 0;  // no automatic request before this unix time
+    std::string refresh_binding;     // hash of authority, tenant, client_id (delegated)
 };
 
 struct AccessToken {
@@ -60,8 +73,11 @@ struct AccessToken {
 };
 
 class TokenCache {
-public:
-    TokenCache(std::string state_dir, std::shared_ptr<TokenSource> source);
+  public:
+    // Unix time in seconds. Production uses the system clock; tests inject one.
+    using Clock = std::function<std::int64_t()>;
+
+    TokenCache(std::string state_dir, std::shared_ptr<TokenSource> source, Clock clock = {});
     ~TokenCache();
 
     // Throws Error (temporary: Entra unreachable, backoff, cache file refused;
@@ -86,7 +102,13 @@ public:
     // credential file paths and their modification times, scope, flow, authority).
     static std::string fingerprint(const Account& account);
 
-private:
+    // The hash a refresh token is bound to: authority, tenant, client_id.
+    static std::string refresh_binding(const Account& account);
+
+    // The path of the account's entry: <state_dir>/tokens/<account>.json.
+    std::string entry_path(const std::string& account_name) const;
+
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
