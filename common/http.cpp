@@ -1,0 +1,241 @@
+#include "http.hpp"
+
+#include <curl/curl.h>
+
+#include <cctype>
+#include <cmath>
+#include <ctime>
+#include <memory>
+#include <mutex>
+
+#include "token.hpp"
+
+namespace o365 {
+
+namespace {
+
+constexpr std::size_t kMaxBody = 1 << 20;
+
+void global_init() {
+    static std::once_flag once;
+    static CURLcode rc = CURLE_OK;
+    std::call_once(once, [] { rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
+    if (rc != CURLE_OK)
+        throw OAuthError(ErrorClass::temporary,
+                         std::string("cannot initialise libcurl: ") + curl_easy_strerror(rc));
+}
+
+struct CurlDeleter {
+    void operator()(CURL* c) const noexcept { curl_easy_cleanup(c); }
+};
+using CurlPtr = std::unique_ptr<CURL, CurlDeleter>;
+
+struct SlistDeleter {
+    void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
+};
+using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
+
+struct CurlUrlDeleter {
+    void operator()(CURLU* u) const noexcept { curl_url_cleanup(u); }
+};
+
+struct CurlStrDeleter {
+    void operator()(char* s) const noexcept { curl_free(s); }
+};
+using CurlStr = std::unique_ptr<char, CurlStrDeleter>;
+
+CurlPtr new_handle() {
+    global_init();
+    CurlPtr h(curl_easy_init());
+    if (!h) throw OAuthError(ErrorClass::temporary, "cannot create a libcurl handle");
+    return h;
+}
+
+std::string escape(CURL* h, const std::string& s) {
+    CurlStr e(curl_easy_escape(h, s.data(), static_cast<int>(s.size())));
+    if (!e) throw OAuthError(ErrorClass::temporary, "libcurl could not URL-encode a value");
+    return std::string(e.get());
+}
+
+// The host of an URL, for messages; the URL itself when it cannot be parsed.
+std::string host_of(const std::string& url) {
+    std::unique_ptr<CURLU, CurlUrlDeleter> u(curl_url());
+    if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return url;
+    char* host = nullptr;
+    if (curl_url_get(u.get(), CURLUPART_HOST, &host, 0) != CURLUE_OK || !host) return url;
+    CurlStr h(host);
+    return std::string(h.get());
+}
+
+struct Sink {
+    std::string body;
+    std::string content_type;
+    std::string retry_after;
+    bool too_big = false;
+};
+
+size_t on_body(char* data, size_t size, size_t n, void* user) {
+    auto* s = static_cast<Sink*>(user);
+    size_t len = size * n;
+    if (s->body.size() + len > kMaxBody) {
+        s->too_big = true;
+        return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+    }
+    s->body.append(data, len);
+    return len;
+}
+
+std::string trim(std::string v) {
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back())))
+        v.pop_back();
+    std::size_t i = 0;
+    while (i < v.size() && std::isspace(static_cast<unsigned char>(v[i])))
+        ++i;
+    return v.substr(i);
+}
+
+bool header_is(const std::string& line, std::string_view name) {
+    if (line.size() <= name.size() || line[name.size()] != ':') return false;
+    for (std::size_t i = 0; i < name.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(line[i])) !=
+            std::tolower(static_cast<unsigned char>(name[i])))
+            return false;
+    return true;
+}
+
+size_t on_header(char* data, size_t size, size_t n, void* user) {
+    auto* s = static_cast<Sink*>(user);
+    size_t len = size * n;
+    std::string line(data, len);
+    if (line.rfind("HTTP/", 0) == 0) {
+        // A new response (after a proxy CONNECT or 100 Continue): forget the old headers.
+        s->content_type.clear();
+        s->retry_after.clear();
+    } else if (header_is(line, "retry-after")) {
+        s->retry_after = trim(line.substr(12));
+    } else if (header_is(line, "content-type")) {
+        s->content_type = trim(line.substr(13));
+    }
+    return len;
+}
+
+template <typename T>
+void set(CURL* h, CURLoption opt, T value) {
+    CURLcode rc = curl_easy_setopt(h, opt, value);
+    if (rc != CURLE_OK)
+        throw OAuthError(ErrorClass::temporary,
+                         std::string("libcurl option failed: ") + curl_easy_strerror(rc));
+}
+
+}  // namespace
+
+std::string form_encode(const FormFields& fields) {
+    CurlPtr h = new_handle();
+    std::string out;
+    for (const auto& [name, value] : fields) {
+        if (!out.empty()) out += '&';
+        out += escape(h.get(), name);
+        out += '=';
+        out += escape(h.get(), value);
+    }
+    return out;
+}
+
+int parse_retry_after(const std::string& value, long long now) {
+    std::string v = trim(value);
+    if (v.empty()) return 0;
+    long long secs = -1;
+    bool digits = true;
+    for (char c : v)
+        if (!std::isdigit(static_cast<unsigned char>(c))) digits = false;
+    if (digits) {
+        secs = v.size() > 9 ? 86400 : std::stoll(v);
+    } else {
+        time_t t = curl_getdate(v.c_str(), nullptr);
+        if (t == -1) return 0;
+        secs = static_cast<long long>(t) - now;
+    }
+    if (secs <= 0) return 0;
+    if (secs > 86400) secs = 86400;
+    return static_cast<int>(secs);
+}
+
+HttpResponse post_form(const HttpRequest& req) {
+    CurlPtr hp = new_handle();
+    CURL* h = hp.get();
+    const std::string host = host_of(req.url);
+    const std::string what = "token request to " + host;
+    std::string body = form_encode(req.form);
+    Sink sink;
+    char errbuf[CURL_ERROR_SIZE] = {0};
+
+    curl_slist* list = nullptr;
+    for (const char* hd :
+         {"Accept: application/json", "Content-Type: application/x-www-form-urlencoded"}) {
+        curl_slist* l = curl_slist_append(list, hd);
+        if (!l) {
+            curl_slist_free_all(list);
+            throw OAuthError(ErrorClass::temporary, "out of memory building HTTP headers");
+        }
+        list = l;
+    }
+    SlistPtr headers(list);
+
+    set(h, CURLOPT_URL, req.url.c_str());
+    set(h, CURLOPT_PROTOCOLS_STR, "https");
+    set(h, CURLOPT_FOLLOWLOCATION, 0L);
+    set(h, CURLOPT_NOSIGNAL, 1L);
+    set(h, CURLOPT_ERRORBUFFER, errbuf);
+    set(h, CURLOPT_POST, 1L);
+    set(h, CURLOPT_POSTFIELDS, body.c_str());
+    set(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    set(h, CURLOPT_HTTPHEADER, headers.get());
+    set(h, CURLOPT_USERAGENT, "o365relay/0.1");
+    set(h, CURLOPT_CONNECTTIMEOUT, static_cast<long>(req.connect_timeout));
+    set(h, CURLOPT_TIMEOUT, static_cast<long>(req.timeout));
+    set(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    set(h, CURLOPT_SSL_VERIFYHOST, 2L);  // 2: the name must match (1 means the same since 7.66)
+    set(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+    if (!req.ca_file.empty()) set(h, CURLOPT_CAINFO, req.ca_file.c_str());
+    set(h, CURLOPT_WRITEFUNCTION, on_body);
+    set(h, CURLOPT_WRITEDATA, &sink);
+    set(h, CURLOPT_HEADERFUNCTION, on_header);
+    set(h, CURLOPT_HEADERDATA, &sink);
+
+    CURLcode rc = curl_easy_perform(h);
+    if (rc != CURLE_OK) {
+        std::string cause = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+        while (!cause.empty() && (cause.back() == '\n' || cause.back() == '\r'))
+            cause.pop_back();
+        if (rc == CURLE_OPERATION_TIMEDOUT) {
+            curl_off_t connected = 0, total_us = 0;
+            curl_easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &connected);
+            curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &total_us);
+            long secs = std::lround(static_cast<double>(total_us) / 1e6);
+            throw OAuthError(ErrorClass::temporary,
+                             what + ": timed out after " + std::to_string(secs) + " s " +
+                                 (connected == 0 ? "connecting to " + host
+                                                 : "waiting for the answer of " + host));
+        }
+        if (rc == CURLE_WRITE_ERROR && sink.too_big)
+            throw OAuthError(ErrorClass::temporary, what + ": answer larger than 1 MB");
+        if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT)
+            throw OAuthError(ErrorClass::configuration,
+                             what + ": " + cause + " (the authority must be an https:// URL)");
+        if (rc == CURLE_SSL_CACERT_BADFILE)
+            throw OAuthError(ErrorClass::configuration,
+                             what + ": " + cause + " (check [entra] ca_file " + req.ca_file + ")");
+        throw OAuthError(ErrorClass::temporary, what + ": " + cause);
+    }
+
+    HttpResponse resp;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
+    resp.body = std::move(sink.body);
+    resp.content_type = std::move(sink.content_type);
+    resp.retry_after_header = std::move(sink.retry_after);
+    resp.retry_after =
+        parse_retry_after(resp.retry_after_header, static_cast<long long>(std::time(nullptr)));
+    return resp;
+}
+
+}  // namespace o365

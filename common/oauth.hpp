@@ -1,0 +1,52 @@
+// oauth: the Entra ID token client (OAuth 2.0 v2.0 endpoints over HTTPS).
+//
+// Contract:
+// - acquire(account, refresh_token): one token request.
+//   * refresh_token empty: client credentials (grant_type=client_credentials,
+//     scope = account.entra.scope) with the certificate assertion (jwt.hpp;
+//     alg from [entra] assertion_alg) when certificate_file is set, else the
+//     client secret read from client_secret_file. A delegated account without
+//     a refresh token throws OAuthError(configuration) "... run `o365relayctl
+//     login ACCOUNT`".
+//   * refresh_token given: grant_type=refresh_token with the account's scope;
+//     the answer's rotated refresh token is returned (the old one when Entra
+//     sent none). Delegated requests carry the client credential only when one
+//     is configured (confidential app); otherwise they are public-client requests.
+// - start_device_code() / poll_device_code(): the device authorization grant
+//   for `o365relayctl login`. Polling sleeps `interval` before each request
+//   (through the injectable sleep), adds 5 s on slow_down, continues on
+//   authorization_pending, and stops with the classed OAuthError on anything
+//   else, or with OAuthError(permanent, "expired_token") once expires_in seconds
+//   of sleeping have passed.
+// - Errors: OAuthError only (network: http.hpp; Entra's answers:
+//   oauth_errors.hpp; unreadable credential files: configuration).
+// - Secrets: client secrets, assertions, device codes and every token are
+//   registered with add_secret() before anything could log them. Debug lines
+//   name the account, grant and endpoint host, never a secret.
+// - Timeouts: [entra] http_timeout bounds connect and the whole request.
+// Thread-safe: an EntraClient holds no mutable state.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "config.hpp"
+#include "token.hpp"
+#include "token_response.hpp"
+
+namespace o365 {
+
+class EntraClient : public TokenSource {
+  public:
+    using Sleep = std::function<void(int seconds)>;
+
+    TokenGrant acquire(const Account& account, const std::string& refresh_token) override;
+
+    DeviceCode start_device_code(const Account& account);
+    TokenGrant poll_device_code(const Account& account, const DeviceCode& code,
+                                const Sleep& sleep = real_sleep);
+
+    static void real_sleep(int seconds);
+};
+
+}  // namespace o365
