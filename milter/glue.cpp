@@ -24,7 +24,9 @@ struct ConnCtx {
     std::unique_ptr<Transaction> msg;
 };
 
-ConnCtx* conn_of(SMFICTX* ctx) { return static_cast<ConnCtx*>(smfi_getpriv(ctx)); }
+ConnCtx* conn_of(SMFICTX* ctx) {
+    return static_cast<ConnCtx*>(smfi_getpriv(ctx));
+}
 
 ConnCtx& ensure_conn(SMFICTX* ctx) {
     ConnCtx* c = conn_of(ctx);
@@ -63,7 +65,8 @@ sfsistat answer(SMFICTX* ctx, const Decision& d) {
             set_reply(ctx, d.smtp_code, d.enhanced_code, d.text);
             return SMFIS_TEMPFAIL;
         case Action::accept:
-        case Action::continue_: return SMFIS_CONTINUE;
+        case Action::continue_:
+            return SMFIS_CONTINUE;
     }
     return SMFIS_CONTINUE;
 }
@@ -81,10 +84,11 @@ sfsistat on_error(SMFICTX* ctx, const char* stage, const std::string& what) {
         if (ConnCtx* c = conn_of(ctx); c && c->msg) qid = c->msg->queue_id();
     } catch (...) {
     }
-    log_error((qid.empty() ? std::string("NOQUEUE") : qid) + ": internal error at " + stage +
-              ": " + what + "; answering per on_error");
+    log_error((qid.empty() ? std::string("NOQUEUE") : qid) + ": internal error at " + stage + ": " +
+              what + "; answering per on_error");
     switch (mode) {
-        case OnError::accept: return SMFIS_ACCEPT;
+        case OnError::accept:
+            return SMFIS_ACCEPT;
         case OnError::reject:
             set_reply(ctx, "550", "5.3.0", "internal error in o365relay-milter");
             return SMFIS_REJECT;
@@ -176,7 +180,8 @@ sfsistat cb_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
 std::vector<std::string> args_after_first(char** argv) {
     std::vector<std::string> out;
     if (!argv || !argv[0]) return out;
-    for (char** p = argv + 1; *p; ++p) out.emplace_back(*p);
+    for (char** p = argv + 1; *p; ++p)
+        out.emplace_back(*p);
     return out;
 }
 
@@ -252,7 +257,9 @@ void apply_edits(SMFICTX* ctx, const Decision& d) {
             case HeaderEdit::Kind::change:
                 r = smfi_chgheader(ctx, name.data(), e.index, value.data());
                 break;
-            case HeaderEdit::Kind::add: r = smfi_addheader(ctx, name.data(), value.data()); break;
+            case HeaderEdit::Kind::add:
+                r = smfi_addheader(ctx, name.data(), value.data());
+                break;
         }
         if (r != MI_SUCCESS) throw std::runtime_error("header edit of " + e.name + " failed");
     }

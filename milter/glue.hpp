@@ -39,7 +39,7 @@ struct smfiDesc;
 namespace o365 {
 
 class Runtime {
-public:
+  public:
     std::shared_ptr<const Policy> policy() const {
         std::lock_guard lock(mu_);
         return policy_;
@@ -49,13 +49,10 @@ public:
         policy_ = std::move(p);
     }
 
-private:
+  private:
     mutable std::mutex mu_;
     std::shared_ptr<const Policy> policy_;
 };
-
-
-
 
 // Registers the filter with libmilter (smfi_register) using `runtime` (which
 // must outlive smfi_main). Returns false (and logs) when libmilter refuses.

@@ -84,7 +84,9 @@ void drop_privileges(const std::string& name, const ServiceUser& u) {
         throw o365::Error(o365::ErrorClass::configuration, "privileges could be regained");
 }
 
-std::string rate_file(const o365::Config& c) { return c.relay.state_dir + "/milter-rate.json"; }
+std::string rate_file(const o365::Config& c) {
+    return c.relay.state_dir + "/milter-rate.json";
+}
 
 }  // namespace
 
@@ -139,8 +141,7 @@ int main(int argc, char** argv) {
 
     o365::AccountServices services(config);
     auto make_policy = [&](std::shared_ptr<const o365::Config> c) {
-        return std::make_shared<const o365::Policy>(std::move(c), limiter,
-                                                    services.health_probe());
+        return std::make_shared<const o365::Policy>(std::move(c), limiter, services.health_probe());
     };
     o365::Runtime runtime;
     runtime.set_policy(make_policy(config));

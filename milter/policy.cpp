@@ -8,10 +8,14 @@ namespace o365 {
 
 std::string_view to_string(Action a) noexcept {
     switch (a) {
-        case Action::continue_: return "continue";
-        case Action::accept: return "accept";
-        case Action::reject: return "reject";
-        case Action::tempfail: return "tempfail";
+        case Action::continue_:
+            return "continue";
+        case Action::accept:
+            return "accept";
+        case Action::reject:
+            return "reject";
+        case Action::tempfail:
+            return "tempfail";
     }
     return "?";
 }
@@ -35,8 +39,10 @@ RateLimiter::Limits Policy::limits() const {
 namespace {
 
 std::string strip_angles(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
     if (s.size() >= 2 && s.front() == '<' && s.back() == '>') s = s.substr(1, s.size() - 2);
     return std::string(s);
 }
@@ -66,7 +72,8 @@ bool domain_listed(const std::vector<std::string>& list, const std::string& doma
     for (const std::string& e : list) {
         if (e.empty()) continue;
         if (e[0] == '.') {
-            if (domain.size() > e.size() && domain.compare(domain.size() - e.size(), e.size(), e) == 0)
+            if (domain.size() > e.size() &&
+                domain.compare(domain.size() - e.size(), e.size(), e) == 0)
                 return true;
         } else if (e == domain) {
             return true;
@@ -75,7 +82,9 @@ bool domain_listed(const std::vector<std::string>& list, const std::string& doma
     return false;
 }
 
-std::string quoted(std::string_view s) { return "<" + std::string(s) + ">"; }
+std::string quoted(std::string_view s) {
+    return "<" + std::string(s) + ">";
+}
 
 }  // namespace
 
@@ -130,10 +139,10 @@ Decision Transaction::on_mail(std::string_view sender_arg, const std::vector<std
                                "sender " + sender_ + " is not allowed to send through this relay",
                                "unknown_sender"));
         } else if (p.unknown_sender == UnknownSender::tempfail) {
-            return finish(make(Action::tempfail, "451", "4.7.1",
-                               "sender " + sender_ +
-                                   " is not allowed to send through this relay; try again later",
-                               "unknown_sender"));
+            return finish(make(
+                Action::tempfail, "451", "4.7.1",
+                "sender " + sender_ + " is not allowed to send through this relay; try again later",
+                "unknown_sender"));
         }
     }
 
@@ -146,10 +155,10 @@ Decision Transaction::on_mail(std::string_view sender_arg, const std::vector<std
 
     if (acc_ && policy_->health()) {
         if (auto why = policy_->health()(*acc_))
-            return finish(make(Action::tempfail, "451", "4.7.0",
-                               "account " + acc_->name + " cannot get a token from Entra ID: " +
-                                   *why,
-                               "account_health"));
+            return finish(
+                make(Action::tempfail, "451", "4.7.0",
+                     "account " + acc_->name + " cannot get a token from Entra ID: " + *why,
+                     "account_health"));
     }
 
     if (acc_ && p.messages_per_minute > 0) {
@@ -173,8 +182,7 @@ std::optional<Decision> Transaction::domain_verdict(const std::string& rcpt) con
         return make(Action::reject, "550", "5.7.1",
                     "recipient domain " + domain + " is blocked on this relay",
                     "blocked_recipient_domains");
-    if (!p.allowed_recipient_domains.empty() &&
-        !domain_listed(p.allowed_recipient_domains, domain))
+    if (!p.allowed_recipient_domains.empty() && !domain_listed(p.allowed_recipient_domains, domain))
         return make(Action::reject, "550", "5.7.1",
                     domain.empty() ? "recipient " + rcpt + " has no domain allowed on this relay"
                                    : "recipient domain " + domain + " is not allowed on this relay",
@@ -221,8 +229,10 @@ Decision Transaction::on_header(std::string_view name, std::string_view value) {
     size_ += name.size() + 2 + value.size() + 2;  // "Name: value\r\n"
     std::string lname = lower_ascii(name);
     ++header_counts_[lname];
-    if (lname == "from") from_values_.emplace_back(value);
-    else if (lname == "sender") sender_values_.emplace_back(value);
+    if (lname == "from")
+        from_values_.emplace_back(value);
+    else if (lname == "sender")
+        sender_values_.emplace_back(value);
     return make(Action::continue_, "", "", "", "");
 }
 
@@ -273,7 +283,8 @@ void Transaction::add_tag_edits(const Account* acc, Decision& d) const {
     for (const auto& [name, value] : acc->headers) {
         std::string l = lower_ascii(name);
         bool seen = false;
-        for (const auto& r : removed) seen = seen || r == l;
+        for (const auto& r : removed)
+            seen = seen || r == l;
         if (!seen) {
             remove_all(name);
             removed.push_back(l);
@@ -368,8 +379,8 @@ std::string Transaction::log_line(const Decision& d) const {
         s += ")";
     }
     s += ", size=" + std::to_string(size_ ? size_ + 2 : 0);
-    s += ", verdict=" + std::string(to_string(d.action == Action::continue_ ? Action::accept
-                                                                            : d.action));
+    s += ", verdict=" +
+         std::string(to_string(d.action == Action::continue_ ? Action::accept : d.action));
     s += ", rule=" + (d.rule.empty() ? std::string("-") : d.rule);
     if (d.new_sender) s += ", rewritten_sender=" + *d.new_sender;
     if (!d.smtp_code.empty()) s += ", reply=\"" + d.reply() + "\"";

@@ -69,11 +69,11 @@ struct HeaderEdit {
 
 struct Decision {
     Action action = Action::continue_;
-    std::string smtp_code;      // "550"; empty for continue/accept
-    std::string enhanced_code;  // "5.7.1"
-    std::string text;           // human text naming the rule
-    std::string rule;           // config key of the rule that fired ("" when none)
-    std::string account;        // the account the message goes out as ("" when none)
+    std::string smtp_code;                  // "550"; empty for continue/accept
+    std::string enhanced_code;              // "5.7.1"
+    std::string text;                       // human text naming the rule
+    std::string rule;                       // config key of the rule that fired ("" when none)
+    std::string account;                    // the account the message goes out as ("" when none)
     std::vector<HeaderEdit> edits;          // on_eom only, in the order to apply
     std::optional<std::string> new_sender;  // on_eom only: envelope sender change
 
@@ -83,9 +83,9 @@ struct Decision {
 };
 
 struct ConnectionFacts {
-    std::string client_addr;   // {client_addr} or the connect address
-    std::string auth_authen;   // {auth_authen} (SASL login), may be empty
-    bool smtp = true;          // false: non-SMTP submission (see the contract)
+    std::string client_addr;  // {client_addr} or the connect address
+    std::string auth_authen;  // {auth_authen} (SASL login), may be empty
+    bool smtp = true;         // false: non-SMTP submission (see the contract)
 };
 
 // Returns a reason when the account cannot get a token (credentials refused by
@@ -93,7 +93,7 @@ struct ConnectionFacts {
 using HealthProbe = std::function<std::optional<std::string>(const Account&)>;
 
 class Policy {
-public:
+  public:
     Policy(std::shared_ptr<const Config> config, std::shared_ptr<RateLimiter> limiter,
            HealthProbe health = {});
 
@@ -104,7 +104,7 @@ public:
     const HealthProbe& health() const { return health_; }
     RateLimiter::Limits limits() const;
 
-private:
+  private:
     std::shared_ptr<const Config> config_;
     Resolver resolver_;
     std::shared_ptr<RateLimiter> limiter_;
@@ -112,7 +112,7 @@ private:
 };
 
 class Transaction {
-public:
+  public:
     Transaction(std::shared_ptr<const Policy> policy, ConnectionFacts conn);
 
     void set_queue_id(std::string_view id) { queue_id_ = id; }
@@ -120,8 +120,7 @@ public:
     // sender as the MTA gives it: "<a@b>", "a@b", "<>" or "" (null sender);
     // esmtp_args: "SIZE=123", "BODY=8BITMIME", "SMTPUTF8", ...
     Decision on_mail(std::string_view sender, const std::vector<std::string>& esmtp_args = {});
-    Decision on_rcpt(std::string_view recipient,
-                     const std::vector<std::string>& esmtp_args = {});
+    Decision on_rcpt(std::string_view recipient, const std::vector<std::string>& esmtp_args = {});
     Decision on_header(std::string_view name, std::string_view value);
     Decision on_body(std::size_t bytes);
     Decision on_eom();
@@ -142,7 +141,7 @@ public:
 
     const Policy& policy() const { return *policy_; }
 
-private:
+  private:
     Decision make(Action a, std::string smtp, std::string enh, std::string text,
                   std::string rule) const;
     Decision finish(Decision d);  // marks done, remembers the verdict

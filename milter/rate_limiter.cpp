@@ -148,7 +148,8 @@ void RateLimiter::save(const std::string& path) const {
 
 void RateLimiter::load(const std::string& path) {
     std::ifstream in(path);
-    if (!in) throw Error(ErrorClass::temporary, "cannot read " + path + ": " + std::strerror(errno));
+    if (!in)
+        throw Error(ErrorClass::temporary, "cannot read " + path + ": " + std::strerror(errno));
     std::stringstream ss;
     ss << in.rdbuf();
     std::unordered_map<std::string, Counters> loaded;

@@ -33,7 +33,7 @@
 namespace o365 {
 
 class RateLimiter {
-public:
+  public:
     using Clock = std::function<std::int64_t()>;  // seconds since the epoch
 
     struct Limits {
@@ -70,7 +70,7 @@ public:
 
     std::int64_t now() const { return clock_(); }
 
-private:
+  private:
     static constexpr int kSecondBuckets = 60;
     static constexpr int kMinuteBuckets = 1440;
 

@@ -9,7 +9,9 @@ namespace o365 {
 Refresher::Refresher(ConfigFn config, RefreshFn refresh, std::chrono::milliseconds interval)
     : config_(std::move(config)), refresh_(std::move(refresh)), interval_(interval) {}
 
-Refresher::~Refresher() { stop(); }
+Refresher::~Refresher() {
+    stop();
+}
 
 void Refresher::start() {
     std::lock_guard lock(mu_);

@@ -30,7 +30,7 @@
 namespace o365 {
 
 class Refresher {
-public:
+  public:
     using ConfigFn = std::function<std::shared_ptr<const Config>()>;
     using RefreshFn = std::function<void(const Account&)>;
 
@@ -46,7 +46,7 @@ public:
 
     std::uint64_t rounds() const;  // completed rounds (tests)
 
-private:
+  private:
     void run();
     void round();
 

@@ -18,9 +18,12 @@ std::string milter_reply_text(std::string_view text) {
             out += "...";
             return out;
         }
-        if (c == '%') out += "%%";
-        else if (c < 0x20 || c == 0x7f) out += ' ';
-        else out += static_cast<char>(c);
+        if (c == '%')
+            out += "%%";
+        else if (c < 0x20 || c == 0x7f)
+            out += ' ';
+        else
+            out += static_cast<char>(c);
     }
     return out;
 }

@@ -36,7 +36,9 @@ ReloadThread::ReloadThread(std::function<void()> on_hup) : on_hup_(std::move(on_
     thread_ = std::thread([this] { run(); });
 }
 
-ReloadThread::~ReloadThread() { stop(); }
+ReloadThread::~ReloadThread() {
+    stop();
+}
 
 void ReloadThread::stop() {
     if (!thread_.joinable()) return;

@@ -26,12 +26,12 @@ namespace o365 {
 void block_signals();
 
 class ReloadThread {
-public:
+  public:
     explicit ReloadThread(std::function<void()> on_hup);
     ~ReloadThread();
     void stop();
 
-private:
+  private:
     void run();
     std::function<void()> on_hup_;
     std::atomic<bool> stop_{false};

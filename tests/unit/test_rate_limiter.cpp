@@ -1,8 +1,8 @@
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
-#include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -99,7 +99,8 @@ BOOST_AUTO_TEST_CASE(limits_off_still_count) {
     FakeClock c;
     RateLimiter r(c.fn());
     RateLimiter::Limits off{0, 0};
-    for (int i = 0; i < 100; ++i) BOOST_TEST((r.try_record("a", 2, off) == V::ok));
+    for (int i = 0; i < 100; ++i)
+        BOOST_TEST((r.try_record("a", 2, off) == V::ok));
     BOOST_TEST(r.usage("a").messages_last_minute == 100);
     BOOST_TEST(r.usage("a").recipients_last_day == 200);
     // Turning a limit on (a reload) sees the truth.
@@ -125,11 +126,14 @@ BOOST_AUTO_TEST_CASE(concurrent_try_record_is_exact) {
     for (int t = 0; t < 8; ++t)
         threads.emplace_back([&] {
             for (int i = 0; i < 500; ++i) {
-                if (r.try_record("a", 1, lim) == V::ok) ++ok;
-                else ++refused;
+                if (r.try_record("a", 1, lim) == V::ok)
+                    ++ok;
+                else
+                    ++refused;
             }
         });
-    for (auto& t : threads) t.join();
+    for (auto& t : threads)
+        t.join();
     BOOST_TEST(ok.load() == 1000);
     BOOST_TEST(refused.load() == 3000);
     BOOST_TEST(r.usage("a").recipients_last_day == 1000);
@@ -137,8 +141,7 @@ BOOST_AUTO_TEST_CASE(concurrent_try_record_is_exact) {
 
 BOOST_AUTO_TEST_CASE(save_and_load) {
     FakeClock c;
-    auto dir = std::filesystem::temp_directory_path() /
-               ("o365rl-" + std::to_string(::getpid()));
+    auto dir = std::filesystem::temp_directory_path() / ("o365rl-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     std::string path = (dir / "rate.json").string();
     {
