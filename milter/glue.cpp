@@ -246,7 +246,7 @@ sfsistat cb_body(SMFICTX* ctx, unsigned char*, size_t len) {
     });
 }
 
-void apply_edits(SMFICTX* ctx, const Decision& d) {
+void apply_edits(SMFICTX* ctx, const std::string& qid, const Decision& d) {
     for (const HeaderEdit& e : d.edits) {
         std::string name = e.name, value = e.value;
         int r = MI_FAILURE;
@@ -262,11 +262,23 @@ void apply_edits(SMFICTX* ctx, const Decision& d) {
                 break;
         }
         if (r != MI_SUCCESS) throw std::runtime_error("header edit of " + e.name + " failed");
+        if (log_enabled(LogLevel::debug)) {
+            const char* what = e.kind == HeaderEdit::Kind::add      ? "add "
+                               : e.kind == HeaderEdit::Kind::remove ? "delete "
+                                                                    : "change ";
+            std::string where =
+                e.kind == HeaderEdit::Kind::add
+                    ? std::string(": ") + e.value
+                    : "[" + std::to_string(e.index) + "]" +
+                          (e.kind == HeaderEdit::Kind::change ? ": " + e.value : std::string());
+            log_debug(qid + ": edit " + what + e.name + where);
+        }
     }
     if (d.new_sender) {
         std::string s = *d.new_sender;
         if (smfi_chgfrom(ctx, s.data(), nullptr) != MI_SUCCESS)
             throw std::runtime_error("smfi_chgfrom " + s + " failed");
+        log_debug(qid + ": edit envelope sender " + s);
     }
 }
 
@@ -281,7 +293,7 @@ sfsistat cb_eom(SMFICTX* ctx) {
             finish_message(c, d);
             return s;
         }
-        apply_edits(ctx, d);
+        apply_edits(ctx, c.msg->queue_id().empty() ? "NOQUEUE" : c.msg->queue_id(), d);
         finish_message(c, d);
         return SMFIS_CONTINUE;
     });
