@@ -334,8 +334,72 @@ mt.disconnect(conn)
     F.check(not os.path.exists(path), "unix socket removed at stop")
 
 
+def refusing_entra(tmp):
+    """A minimal HTTPS token endpoint (test CA) that refuses the client secret the
+    way Entra does: HTTP 401 invalid_client AADSTS7000215."""
+    import http.server
+    import json
+    import ssl
+    import threading
+    ca_dir = os.path.join(tmp, "ca")
+    subprocess.run(["sh", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes",
+                                       "make_test_ca.sh"), ca_dir], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hits = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            hits.append(self.path)
+            body = json.dumps({
+                "error": "invalid_client",
+                "error_description": "AADSTS7000215: Invalid client secret provided. Ensure the "
+                                     "secret being sent in the request is the client secret "
+                                     "value, not the client secret ID.\r\nTrace ID: x",
+                "error_codes": [7000215]}).encode()
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(ca_dir, "server.crt"), os.path.join(ca_dir, "server.key"))
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, ca_dir, hits
+
+
+def account_health(tmp):
+    srv, ca_dir, hits = refusing_entra(tmp)
+    entra = "authority = https://127.0.0.1:%d\nca_file = %s\n" % (
+        srv.server_address[1], os.path.join(ca_dir, "ca.crt"))
+    m = Milter(BIN, tmp, entra=entra)
+    m.start()
+    try:
+        # The refresher asks Entra at start; the cache records the refusal.
+        m.wait_log("refresher: account noreply:", timeout=15)
+        F.check(len(hits) >= 1, "health: the refresher asked the token endpoint (%d)" % len(hits))
+        scenario(m, "health: credentials refused by Entra tempfail the account", r"""
+conn = open_conn(true)
+mail(conn, "<noreply@contoso.com>")
+expect(conn, SMFIR_REPLYCODE, "mail")
+mt.disconnect(conn)
+""", "QHEALTH", ['reply="451 4.7.0 account noreply cannot get a token from Entra ID: ',
+                 "AADSTS7000215", "rule=account_health"])
+        F.check("not-a-real-secret" not in m.log(), "health: the secret never reaches the log")
+    finally:
+        m.stop()
+        srv.shutdown()
+
+
 def main():
-    for fn in (protocol_scenarios, null_sender, rate_limit, reload, check_config, unix_socket):
+    for fn in (protocol_scenarios, null_sender, rate_limit, reload, check_config, unix_socket,
+               account_health):
         t = TempDir()
         try:
             print("==", fn.__name__, flush=True)
