@@ -143,7 +143,8 @@ sfsistat cb_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
         *pf2 = 0;
         *pf3 = 0;
         if (f0 & SMFIF_SETSYMLIST) {
-            smfi_setsymlist(ctx, SMFIM_CONNECT, const_cast<char*>("{client_addr} {daemon_addr}"));
+            smfi_setsymlist(ctx, SMFIM_CONNECT,
+                            const_cast<char*>("{client_addr} {daemon_addr} {daemon_port}"));
             smfi_setsymlist(ctx, SMFIM_ENVFROM, const_cast<char*>("i {auth_authen}"));
             smfi_setsymlist(ctx, SMFIM_ENVRCPT, const_cast<char*>("i"));
             smfi_setsymlist(ctx, SMFIM_EOM, const_cast<char*>("i"));
@@ -165,6 +166,13 @@ std::string address_of(_SOCK_ADDR* sa) {
     return {};
 }
 
+int port_of(_SOCK_ADDR* sa) {
+    if (!sa) return -1;
+    if (sa->sa_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(sa)->sin_port);
+    if (sa->sa_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(sa)->sin6_port);
+    return -1;
+}
+
 sfsistat cb_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
     return guarded(ctx, "connect", [&]() -> sfsistat {
         ConnCtx& c = ensure_conn(ctx);
@@ -172,7 +180,18 @@ sfsistat cb_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
         if (c.facts.client_addr.empty()) c.facts.client_addr = address_of(hostaddr);
         if (c.facts.client_addr.empty() && hostname) c.facts.client_addr = hostname;
         // Postfix's cleanup(8) (non_smtpd_milters) never sends {daemon_addr}.
-        c.facts.smtp = smfi_getsymval(ctx, const_cast<char*>("{daemon_addr}")) != nullptr;
+        // Postfix's cleanup(8) emulates the SMTP events of sendmail(1)
+        // submissions (non_smtpd_milters) as a client 127.0.0.1 port 0 and a
+        // daemon port 0 (Postfix 3.7 sends {daemon_addr} 127.0.0.1 there too);
+        // Postfix before 3.2 sends no {daemon_addr} at all. smtpd(8) clients
+        // always have a real port.
+        const char* daemon = smfi_getsymval(ctx, const_cast<char*>("{daemon_addr}"));
+        const char* dport = smfi_getsymval(ctx, const_cast<char*>("{daemon_port}"));
+        int port = port_of(hostaddr);
+        c.facts.smtp = daemon != nullptr && port != 0 && !(dport && std::string(dport) == "0");
+        log_debug("connect from " + c.facts.client_addr + " port " + std::to_string(port) +
+                  ", {daemon_addr}=" + (daemon ? daemon : "(none)") + ", {daemon_port}=" +
+                  (dport ? dport : "(none)") + (c.facts.smtp ? ": SMTP" : ": non-SMTP submission"));
         return SMFIS_CONTINUE;
     });
 }

@@ -11,12 +11,16 @@
 // - Registered callbacks: negotiate, connect, envfrom, envrcpt, header, body,
 //   eom, abort, close. HELO, DATA, EOH and unknown commands are skipped
 //   (SMFIP_NO*), headers need no reply (SMFIP_NR_HDR when the MTA offers it).
-//   Macros requested (smfi_setsymlist): connect {client_addr} {daemon_addr},
+//   Macros requested (smfi_setsymlist): connect {client_addr} {daemon_addr}
+//   {daemon_port},
 //   MAIL i {auth_authen}, RCPT i, EOM i.
-// - Non-SMTP submissions (Postfix non_smtpd_milters: sendmail(1), qmqpd) are
-//   recognised by the missing {daemon_addr} connect macro, which Postfix's
-//   cleanup(8) never sends and smtpd(8) always does (Postfix >= 3.2 default
-//   milter_connect_macros); see policy.hpp for what changes then.
+// - Non-SMTP submissions (Postfix non_smtpd_milters: sendmail(1)) are
+//   recognised by cleanup(8)'s emulated connect: client port 0 and
+//   {daemon_port} "0" (Postfix 3.7, verified with a private instance; before
+//   Postfix 3.2 no {daemon_addr} at all, also taken as non-SMTP). smtpd(8)
+//   clients always have a real port. Known gap: qmqpd(8) submissions carry the
+//   QMQP client's real address and port and are judged like SMTP. See
+//   policy.hpp for what changes for non-SMTP submissions.
 // - Replies: smfi_setreply with code, enhanced code and text; the text is made
 //   safe for libmilter (CR/LF and other controls become spaces, '%' doubled,
 //   at most 400 bytes). Edits only at end of message: smfi_chgheader to delete

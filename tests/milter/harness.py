@@ -36,11 +36,13 @@ function open_conn(smtp)
   local conn = mt.connect(sock, 50, 0.1)
   if conn == nil then error("cannot connect to " .. sock) end
   if smtp then
-    mt.macro(conn, SMFIC_CONNECT, "{daemon_addr}", "127.0.0.1", "{client_addr}", "192.0.2.1")
+    mt.macro(conn, SMFIC_CONNECT, "{daemon_addr}", "127.0.0.1", "{daemon_port}", "25", "{client_addr}", "192.0.2.1")
+    check(mt.conninfo(conn, "client.example", "192.0.2.1"), "conninfo")
   else
-    mt.macro(conn, SMFIC_CONNECT, "{client_addr}", "127.0.0.1")
+    -- as Postfix cleanup(8) emulates a sendmail(1) submission
+    mt.macro(conn, SMFIC_CONNECT, "{daemon_addr}", "127.0.0.1", "{daemon_port}", "0", "{client_addr}", "127.0.0.1")
+    check(mt.conninfo(conn, "localhost", "127.0.0.1"), "conninfo")
   end
-  check(mt.conninfo(conn, "client.example", "192.0.2.1"), "conninfo")
   expect(conn, SMFIR_CONTINUE, "connect")
   return conn
 end
