@@ -20,7 +20,9 @@ Runtime* g_runtime = nullptr;
 
 struct ConnCtx {
     ConnectionFacts facts;
-    bool nr_hdr = false;  // headers need no reply (negotiated)
+    bool nr_hdr = false;         // headers need no reply (negotiated)
+    bool nr_body = false;        // body chunks need no reply (negotiated)
+    std::string deferred_error;  // an error at a no-reply stage, answered at EOM
     std::unique_ptr<Transaction> msg;
 };
 
@@ -137,16 +139,21 @@ sfsistat cb_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
             log_warning("the MTA does not offer every header/sender edit this milter needs");
         *pf0 = want_actions & f0;
         unsigned long steps = SMFIP_NOHELO | SMFIP_NODATA | SMFIP_NOUNKNOWN | SMFIP_NOEOH;
-        if (f1 & SMFIP_NR_HDR) steps |= SMFIP_NR_HDR;
+        // No reply for headers and body chunks: fewer round trips per message;
+        // the counted size is then judged at end of message.
+        steps |= SMFIP_NR_HDR | SMFIP_NR_BODY;
         *pf1 = steps & f1;
         c.nr_hdr = (*pf1 & SMFIP_NR_HDR) != 0;
+        c.nr_body = (*pf1 & SMFIP_NR_BODY) != 0;
         *pf2 = 0;
         *pf3 = 0;
         if (f0 & SMFIF_SETSYMLIST) {
             smfi_setsymlist(ctx, SMFIM_CONNECT,
                             const_cast<char*>("{client_addr} {daemon_addr} {daemon_port}"));
             smfi_setsymlist(ctx, SMFIM_ENVFROM, const_cast<char*>("i {auth_authen}"));
-            smfi_setsymlist(ctx, SMFIM_ENVRCPT, const_cast<char*>("i"));
+            // RCPT needs no macro; naming one that no MTA defines keeps Postfix
+            // from sending its default list (one packet less per recipient).
+            smfi_setsymlist(ctx, SMFIM_ENVRCPT, const_cast<char*>("{o365relay_none}"));
             smfi_setsymlist(ctx, SMFIM_EOM, const_cast<char*>("i"));
         }
         return SMFIS_CONTINUE;
@@ -210,6 +217,7 @@ sfsistat cb_envfrom(SMFICTX* ctx, char** argv) {
         std::shared_ptr<const Policy> policy = g_runtime ? g_runtime->policy() : nullptr;
         if (!policy) throw std::runtime_error("no policy loaded");
         c.facts.auth_authen = macro(ctx, "{auth_authen}");
+        c.deferred_error.clear();
         c.msg = std::make_unique<Transaction>(policy, c.facts);
         refresh_queue_id(ctx, *c.msg);
         Decision d = c.msg->on_mail(argv && argv[0] ? argv[0] : "", args_after_first(argv));
@@ -243,26 +251,43 @@ sfsistat cb_envrcpt(SMFICTX* ctx, char** argv) {
 }
 
 sfsistat cb_header(SMFICTX* ctx, char* name, char* value) {
-    return guarded(ctx, "header", [&]() -> sfsistat {
-        ConnCtx& c = ensure_conn(ctx);
-        if (c.msg) c.msg->on_header(name ? name : "", value ? value : "");
-        return c.nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE;
-    });
+    ConnCtx* c = nullptr;
+    try {
+        c = &ensure_conn(ctx);
+        if (c->msg) c->msg->on_header(name ? name : "", value ? value : "");
+        return c->nr_hdr ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+    } catch (const std::exception& e) {
+        // No reply is allowed here when NR_HDR was negotiated: answer at EOM.
+        if (c && c->nr_hdr) {
+            if (c->deferred_error.empty()) c->deferred_error = std::string("header: ") + e.what();
+            return SMFIS_NOREPLY;
+        }
+        return on_error(ctx, "header", e.what());
+    }
 }
 
 sfsistat cb_body(SMFICTX* ctx, unsigned char*, size_t len) {
-    return guarded(ctx, "body", [&]() -> sfsistat {
-        ConnCtx& c = ensure_conn(ctx);
-        if (!c.msg) return SMFIS_CONTINUE;
-        Decision d = c.msg->on_body(len);
+    ConnCtx* c = nullptr;
+    try {
+        c = &ensure_conn(ctx);
+        if (!c->msg) return c->nr_body ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+        Decision d = c->msg->on_body(len);
+        // With NR_BODY the verdict (kept by the transaction) is given at EOM.
+        if (c->nr_body) return SMFIS_NOREPLY;
         if (d.is_final()) {
-            refresh_queue_id(ctx, *c.msg);
+            refresh_queue_id(ctx, *c->msg);
             sfsistat s = answer(ctx, d);
-            finish_message(c, d);
+            finish_message(*c, d);
             return s;
         }
         return SMFIS_CONTINUE;
-    });
+    } catch (const std::exception& e) {
+        if (c && c->nr_body) {
+            if (c->deferred_error.empty()) c->deferred_error = std::string("body: ") + e.what();
+            return SMFIS_NOREPLY;
+        }
+        return on_error(ctx, "body", e.what());
+    }
 }
 
 void apply_edits(SMFICTX* ctx, const std::string& qid, const Decision& d) {
@@ -304,6 +329,11 @@ void apply_edits(SMFICTX* ctx, const std::string& qid, const Decision& d) {
 sfsistat cb_eom(SMFICTX* ctx) {
     return guarded(ctx, "end of message", [&]() -> sfsistat {
         ConnCtx& c = ensure_conn(ctx);
+        if (!c.deferred_error.empty()) {
+            std::string e = std::move(c.deferred_error);
+            c.deferred_error.clear();
+            throw std::runtime_error(e);
+        }
         if (!c.msg) throw std::runtime_error("end of message without MAIL");
         refresh_queue_id(ctx, *c.msg);
         Decision d = c.msg->on_eom();
@@ -325,6 +355,7 @@ sfsistat cb_abort(SMFICTX* ctx) {
                       ": message aborted by the MTA");
             c->msg.reset();
         }
+        if (ConnCtx* c = conn_of(ctx)) c->deferred_error.clear();
         return SMFIS_CONTINUE;
     });
 }

@@ -144,13 +144,19 @@ expect(conn, SMFIR_CONTINUE, "mail")
 mt.disconnect(conn)
 """, "Q7bSIZE")
 
+        # Body chunks get no reply (SMFIP_NR_BODY): the counted size is judged
+        # at end of message.
         scenario(m, "counted body over the limit rejected", r"""
 conn = open_conn(true)
+if not mt.test_option(conn, SMFIP_NR_BODY) then error("NR_BODY not negotiated") end
 mail(conn, "<noreply@contoso.com>")
 rcpt(conn, "<bob@example.org>")
 header(conn, "From", "noreply@contoso.com")
 check(mt.bodystring(conn, string.rep("x", 2100)), "body")
-expect(conn, SMFIR_REPLYCODE, "body")
+eom(conn)
+expect(conn, SMFIR_REPLYCODE, "eom")
+if not mt.eom_check(conn, MT_SMTPREPLY, "552", "5.3.4",
+    "message size exceeds the limit of 2000 bytes of this relay") then error("text") end
 mt.disconnect(conn)
 """, "Q8BODY", ['reply="552 5.3.4 message size exceeds the limit of 2000 bytes of this relay"'])
 
