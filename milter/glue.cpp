@@ -20,6 +20,7 @@ Runtime* g_runtime = nullptr;
 
 struct ConnCtx {
     ConnectionFacts facts;
+    bool nr_conn = false;        // connect needs no reply (negotiated)
     bool nr_hdr = false;         // headers need no reply (negotiated)
     bool nr_body = false;        // body chunks need no reply (negotiated)
     std::string deferred_error;  // an error at a no-reply stage, answered at EOM
@@ -141,8 +142,9 @@ sfsistat cb_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
         unsigned long steps = SMFIP_NOHELO | SMFIP_NODATA | SMFIP_NOUNKNOWN | SMFIP_NOEOH;
         // No reply for headers and body chunks: fewer round trips per message;
         // the counted size is then judged at end of message.
-        steps |= SMFIP_NR_HDR | SMFIP_NR_BODY;
+        steps |= SMFIP_NR_CONN | SMFIP_NR_HDR | SMFIP_NR_BODY;
         *pf1 = steps & f1;
+        c.nr_conn = (*pf1 & SMFIP_NR_CONN) != 0;
         c.nr_hdr = (*pf1 & SMFIP_NR_HDR) != 0;
         c.nr_body = (*pf1 & SMFIP_NR_BODY) != 0;
         *pf2 = 0;
@@ -181,12 +183,12 @@ int port_of(_SOCK_ADDR* sa) {
 }
 
 sfsistat cb_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
-    return guarded(ctx, "connect", [&]() -> sfsistat {
-        ConnCtx& c = ensure_conn(ctx);
-        c.facts.client_addr = macro(ctx, "{client_addr}");
-        if (c.facts.client_addr.empty()) c.facts.client_addr = address_of(hostaddr);
-        if (c.facts.client_addr.empty() && hostname) c.facts.client_addr = hostname;
-        // Postfix's cleanup(8) (non_smtpd_milters) never sends {daemon_addr}.
+    ConnCtx* c = nullptr;
+    try {
+        c = &ensure_conn(ctx);
+        c->facts.client_addr = macro(ctx, "{client_addr}");
+        if (c->facts.client_addr.empty()) c->facts.client_addr = address_of(hostaddr);
+        if (c->facts.client_addr.empty() && hostname) c->facts.client_addr = hostname;
         // Postfix's cleanup(8) emulates the SMTP events of sendmail(1)
         // submissions (non_smtpd_milters) as a client 127.0.0.1 port 0 and a
         // daemon port 0 (Postfix 3.7 sends {daemon_addr} 127.0.0.1 there too);
@@ -195,12 +197,20 @@ sfsistat cb_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
         const char* daemon = smfi_getsymval(ctx, const_cast<char*>("{daemon_addr}"));
         const char* dport = smfi_getsymval(ctx, const_cast<char*>("{daemon_port}"));
         int port = port_of(hostaddr);
-        c.facts.smtp = daemon != nullptr && port != 0 && !(dport && std::string(dport) == "0");
-        log_debug("connect from " + c.facts.client_addr + " port " + std::to_string(port) +
-                  ", {daemon_addr}=" + (daemon ? daemon : "(none)") + ", {daemon_port}=" +
-                  (dport ? dport : "(none)") + (c.facts.smtp ? ": SMTP" : ": non-SMTP submission"));
-        return SMFIS_CONTINUE;
-    });
+        c->facts.smtp = daemon != nullptr && port != 0 && !(dport && std::string(dport) == "0");
+        log_debug("connect from " + c->facts.client_addr + " port " + std::to_string(port) +
+                  ", {daemon_addr}=" + (daemon ? daemon : "(none)") +
+                  ", {daemon_port}=" + (dport ? dport : "(none)") +
+                  (c->facts.smtp ? ": SMTP" : ": non-SMTP submission"));
+        return c->nr_conn ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+    } catch (const std::exception& e) {
+        // No reply is allowed here when NR_CONN was negotiated: answer at MAIL.
+        if (c && c->nr_conn) {
+            if (c->deferred_error.empty()) c->deferred_error = std::string("connect: ") + e.what();
+            return SMFIS_NOREPLY;
+        }
+        return on_error(ctx, "connect", e.what());
+    }
 }
 
 std::vector<std::string> args_after_first(char** argv) {
@@ -216,6 +226,8 @@ sfsistat cb_envfrom(SMFICTX* ctx, char** argv) {
         ConnCtx& c = ensure_conn(ctx);
         std::shared_ptr<const Policy> policy = g_runtime ? g_runtime->policy() : nullptr;
         if (!policy) throw std::runtime_error("no policy loaded");
+        if (!c.deferred_error.empty() && c.deferred_error.rfind("connect: ", 0) == 0)
+            throw std::runtime_error(c.deferred_error);
         c.facts.auth_authen = macro(ctx, "{auth_authen}");
         c.deferred_error.clear();
         c.msg = std::make_unique<Transaction>(policy, c.facts);

@@ -10,13 +10,14 @@
 //   on_error (tempfail: 451 4.3.0, reject: 550 5.3.0, accept: SMFIS_ACCEPT).
 // - Registered callbacks: negotiate, connect, envfrom, envrcpt, header, body,
 //   eom, abort, close. HELO, DATA, EOH and unknown commands are skipped
-//   (SMFIP_NO*); headers and body chunks need no reply (SMFIP_NR_HDR,
-//   SMFIP_NR_BODY when the MTA offers them): the size counted from the body is
-//   then judged at end of message, and an error at those stages is answered
-//   there too. RCPT asks for no macro (one packet less per recipient).
+//   (SMFIP_NO*); connect, headers and body chunks need no reply
+//   (SMFIP_NR_CONN, SMFIP_NR_HDR, SMFIP_NR_BODY when the MTA offers them):
+//   fewer round trips per message. The size counted from the body is then
+//   judged at end of message; an error at a no-reply stage is answered at the
+//   next stage that replies (connect: MAIL; header/body: end of message).
 //   Macros requested (smfi_setsymlist): connect {client_addr} {daemon_addr}
-//   {daemon_port},
-//   MAIL i {auth_authen}, EOM i.
+//   {daemon_port}; MAIL i {auth_authen}; EOM i; RCPT none (a name no MTA
+//   defines, so that Postfix sends no macro packet per recipient).
 // - Non-SMTP submissions (Postfix non_smtpd_milters: sendmail(1)) are
 //   recognised by cleanup(8)'s emulated connect: client port 0 and
 //   {daemon_port} "0" (Postfix 3.7, verified with a private instance; before
