@@ -32,8 +32,8 @@ APP_SCOPE = "https://outlook.office365.com/.default"
 
 def start_process(argv, log_path, timeout=15.0, env=None):
     """Starts argv, waits for "READY <port>" on its stdout; returns (Popen, port)."""
-    log = open(log_path, "ab")
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, env=env)
+    with open(log_path, "ab") as log:
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, env=env)
     deadline = time.time() + timeout
     line = b""
     while time.time() < deadline:
@@ -113,12 +113,69 @@ class Env:
         return fake_tokens.issue(self.key, tenant, client_id, scope, lifetime, mailbox)
 
     # --- fake Entra ---------------------------------------------------------------
+    ENTRA_SECRET = "bench-secret-~.value"
+
     def start_entra(self, *extra):
-        script = os.path.join(FAKES, "fake_entra.py")
+        self._write(os.path.join(self.entra_state, "config.json"), {
+            "tenants": [TENANT],
+            "signing_key": os.path.join(self.certs, "entra-signing.key"),
+            "app_scope": APP_SCOPE,
+            "clients": {CLIENT_ID: {"certificate": os.path.join(self.certs, "app.crt"),
+                                    "secret": self.ENTRA_SECRET}}})
         p, self.entra_port = start_process(
-            [sys.executable, script, *extra], os.path.join(self.dir, "fake_entra.stderr"))
+            [sys.executable, os.path.join(FAKES, "fake_entra.py"), "--state", self.entra_state,
+             "--cert", os.path.join(self.certs, "server.crt"),
+             "--key", os.path.join(self.certs, "server.key"), *extra],
+            os.path.join(self.dir, "fake_entra.stderr"))
         self.procs.append(p)
         return self.entra_port
+
+    def entra_settings(self):
+        """The [entra] section of an o365relay.conf for the fake Entra (certificate credential)."""
+        return {"authority": "https://127.0.0.1:%d" % self.entra_port, "tenant": TENANT,
+                "client_id": CLIENT_ID,
+                "certificate_file": os.path.join(self.certs, "app.crt"),
+                "private_key_file": os.path.join(self.certs, "app.key"),
+                "ca_file": os.path.join(self.certs, "ca.crt"), "http_timeout": 10}
+
+    def entra_stats(self):
+        try:
+            with open(os.path.join(self.entra_state, "stats.json")) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
+
+    def entra_token_requests(self):
+        """Token requests (client credentials) the fake Entra has answered so far."""
+        return self.entra_stats().get("by_grant", {}).get("client_credentials", 0)
+
+    def issued_tokens(self):
+        """Every access token the fake Entra issued (test material)."""
+        out = []
+        try:
+            with open(os.path.join(self.entra_state, "secrets_seen.jsonl")) as f:
+                for line in f:
+                    rec = json.loads(line)
+                    if rec["kind"] == "access_token":
+                        out.append(rec["value"])
+        except FileNotFoundError:
+            pass
+        return out
+
+    def fetch_token(self):
+        """One access token from the fake Entra (client secret grant), as msmtp's
+        passwordeval helper would get it."""
+        import urllib.parse
+        import urllib.request
+        body = urllib.parse.urlencode({
+            "grant_type": "client_credentials", "client_id": CLIENT_ID,
+            "client_secret": self.ENTRA_SECRET, "scope": APP_SCOPE},
+            quote_via=urllib.parse.quote).encode()
+        req = urllib.request.Request(
+            "https://127.0.0.1:%d/%s/oauth2/v2.0/token" % (self.entra_port, TENANT), data=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(req, context=self.client_ctx(), timeout=10) as r:
+            return json.load(r)["access_token"]
 
     # --- misc -----------------------------------------------------------------------
     @staticmethod
