@@ -17,6 +17,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "milter"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 from harness import Milter, TempDir  # noqa: E402
 from postfix_instance import Postfix  # noqa: E402
 

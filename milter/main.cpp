@@ -35,6 +35,7 @@
 #include "health.hpp"
 #include "log.hpp"
 #include "policy.hpp"
+#include "privileges.hpp"
 #include "rate_limiter.hpp"
 #include "signals.hpp"
 
@@ -73,15 +74,6 @@ ServiceUser lookup_user(const std::string& name) {
     u.gid = pw->pw_gid;
     u.is_root = u.uid == 0;
     return u;
-}
-
-void drop_privileges(const std::string& name, const ServiceUser& u) {
-    if (geteuid() != 0 || u.is_root) return;
-    if (initgroups(name.c_str(), u.gid) != 0 || setgid(u.gid) != 0 || setuid(u.uid) != 0)
-        throw o365::Error(o365::ErrorClass::configuration,
-                          "cannot drop privileges to " + name + ": " + std::strerror(errno));
-    if (setuid(0) == 0)
-        throw o365::Error(o365::ErrorClass::configuration, "privileges could be regained");
 }
 
 std::string rate_file(const o365::Config& c) {
@@ -172,14 +164,17 @@ int main(int argc, char** argv) {
     if (!path.empty()) {
         if (chmod(path.c_str(), static_cast<mode_t>(config->milter.socket_mode)) != 0)
             o365::log_warning("chmod " + path + ": " + std::strerror(errno));
-        if (geteuid() == 0 && !user.is_root && chown(path.c_str(), user.uid, user.gid) != 0)
+        // Owner only: the group stays the one the set-gid socket directory gave
+        // (postfix), so that Postfix can connect.
+        if (geteuid() == 0 && !user.is_root &&
+            chown(path.c_str(), user.uid, static_cast<gid_t>(-1)) != 0)
             o365::log_warning("chown " + path + ": " + std::strerror(errno));
     }
 
     try {
         if (geteuid() == 0 && user.is_root)
             o365::log_warning("running as root: [relay] user = root");
-        drop_privileges(config->relay.user, user);
+        o365::drop_to_user(config->relay.user);
     } catch (const std::exception& e) {
         std::cerr << "o365relay-milter: " << e.what() << "\n";
         o365::log_error(e.what());

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The REAL o365relay-milter behind a private Postfix instance (postfix -c DIR,
-loopback only; see postfix_instance.py). Mail is sent with smtplib:
+loopback only; see tests/integration/postfix_instance.py). Mail is sent with smtplib:
 allowed mail is delivered (pipe transport to files) with the tag header, the
 forged copies gone and the static header added; forbidden mail is refused in
 the SMTP session with the milter's code and text. A sendmail(1) submission goes
@@ -16,6 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from harness import Failures, Milter, TempDir  # noqa: E402
 from postfix_instance import Postfix  # noqa: E402
 
