@@ -17,6 +17,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -167,3 +168,74 @@ class PostfixInstance:
     def remove(self):
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+DELIVER_SH = """#!/bin/sh
+# pipe(8) transport of the test instance: the message, with the envelope first.
+out="$1"; shift
+f="$out/msg.$$.$(date +%s%N)"
+{ printf 'X-Test-Envelope-Sender: %s\\n' "$1"; shift; printf 'X-Test-Envelope-Recipient: %s\\n' "$@"; cat; } > "$f.tmp" && mv "$f.tmp" "$f"
+"""
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Postfix(PostfixInstance):
+    """A private instance for the milter's tests and benchmark: smtpd with the
+    milter (milter_sock in Postfix syntax, None: none) and a default transport
+    that is either `discard` or `filedump` (a pipe(8) service that writes each
+    message, envelope first, into DIR/out, read back by delivered())."""
+
+    def __init__(self, dir, milter_sock=None, transport="filedump"):
+        self.out = os.path.join(dir, "out")
+        os.makedirs(self.out, exist_ok=True)
+        os.chmod(dir, 0o755)  # the pipe user (nobody) runs deliver.sh below it
+        os.chmod(self.out, 0o1777)
+        deliver = os.path.join(dir, "deliver.sh")
+        with open(deliver, "w") as f:
+            f.write(DELIVER_SH)
+        os.chmod(deliver, 0o755)
+        main = {"default_transport": transport, "smtpd_relay_restrictions":
+                "permit_mynetworks, reject", "smtpd_client_connection_rate_limit": "0",
+                "smtpd_client_message_rate_limit": "0", "default_process_limit": "100",
+                "smtputf8_enable": "no", "queue_run_delay": "300s",
+                "minimal_backoff_time": "300s", "maximal_backoff_time": "4000s"}
+        if milter_sock:
+            main.update({"smtpd_milters": milter_sock, "non_smtpd_milters": milter_sock,
+                         "milter_default_action": "tempfail",
+                         "milter_mail_macros": "i {auth_type} {auth_authen} {auth_author} "
+                                               "{mail_addr} {mail_host} {mail_mailer}"})
+        filedump = ["filedump  unix  -       n       n       -       -       pipe",
+                    "  flags=q user=nobody argv=%s %s ${sender} ${recipient}" % (deliver,
+                                                                               self.out)]
+        super().__init__(dir, _free_port(), main=main, master_extra=filedump)
+        self.etc = self.conf
+
+    def log(self):
+        return self.log_text()
+
+    def delivered(self):
+        """The messages delivered by the filedump transport, as text."""
+        out = []
+        for n in sorted(os.listdir(self.out)):
+            if n.endswith(".tmp"):
+                continue
+            with open(os.path.join(self.out, n), errors="replace") as f:
+                out.append(f.read())
+        return out
+
+    def wait_delivered(self, count, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            d = self.delivered()
+            if len(d) >= count:
+                return d
+            time.sleep(0.1)
+        raise AssertionError("expected %d delivered messages, got %d\n%s" % (
+            count, len(self.delivered()), self.log_text()[-3000:]))
