@@ -176,4 +176,9 @@ Outcome delivered(const SmtpReply& final_reply, const std::string& peer) {
     return Outcome{kExOk, one_line(dsn + " " + host + " said: " + final_reply.text())};
 }
 
+bool token_refresh_may_help(const Failure& f) {
+    return f.cause == Cause::server_reply && f.stage == Stage::auth && f.reply &&
+           f.reply->code == 535 && f.reply->enhanced != "5.7.139";
+}
+
 }  // namespace o365

@@ -64,6 +64,11 @@ struct Outcome {
 // The one decision: temporary or permanent, and what to print.
 Outcome decide(const Failure& failure);
 
+// A 535 at AUTH other than 5.7.139 (SMTP AUTH disabled): the cached token may
+// have been revoked, so one forced token refresh and one new connection may
+// help (the transport does it once; `o365relayctl check` does the same).
+bool token_refresh_may_help(const Failure& failure);
+
 // The outcome of a delivered message: exit 0, "2.0.0 host H said: 250 ...".
 Outcome delivered(const SmtpReply& final_reply, const std::string& peer);
 

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "ctl.hpp"
+#include "delivery_status.hpp"
 #include "error.hpp"
 #include "hints.hpp"
 #include "oauth.hpp"
@@ -26,14 +27,6 @@ const char* kHelp =
     "the one named) gets an access token from Entra ID and opens an SMTP session to\n"
     "[smtp] host: connect, STARTTLS, AUTH XOAUTH2, QUIT. Nothing is sent.\n"
     "Exit 0 all passed, 1 a check failed, 78 the config file is invalid.\n";
-
-// A 535 at AUTH other than 5.7.139 (SMTP AUTH disabled): the token may have
-// been revoked; the transport then refreshes once and retries (the same rule
-// as transport/delivery.cpp).
-bool refresh_may_help(const Failure& f) {
-    return f.cause == Cause::server_reply && f.stage == Stage::auth && f.reply &&
-           f.reply->code == 535 && f.reply->enhanced != "5.7.139";
-}
 
 bool check_files(const Account& a) {
     bool ok = true;
@@ -109,7 +102,7 @@ int cmd_check(const Globals& g, const Args& args) {
         auto deadline = SmtpClient::Clock::now() + std::chrono::seconds(cfg->smtp.deadline);
         auto smtp = std::make_unique<SmtpClient>(cfg->smtp, deadline);
         auto failure = smtp->open(Credentials{a->mailbox, token.value});
-        if (failure && refresh_may_help(*failure)) {
+        if (failure && token_refresh_may_help(*failure)) {
             // As a delivery does: a 535 may mean the cached token was revoked.
             std::printf("  note  AUTH refused the token (%s); getting a new one\n",
                         failure->reply->text().c_str());

@@ -99,11 +99,6 @@ struct Attempt {
     std::optional<Failure> failure;
 };
 
-bool refresh_may_help(const Failure& f) {
-    return f.cause == Cause::server_reply && f.stage == Stage::auth && f.reply &&
-           f.reply->code == 535 && f.reply->enhanced != "5.7.139";
-}
-
 Outcome combine(const std::vector<Failure>& failures) {
     // One exit status covers the delivery: temporary when any failure is.
     std::optional<Outcome> first;
@@ -188,7 +183,7 @@ void run(const Config& config, const Resolver& resolver, TokenProvider& tokens,
     auto client = std::make_unique<SmtpClient>(config.smtp, deadline);
     auto f = client->open({account->mailbox, token.value});
     rep.relay = client->peer();
-    if (f && refresh_may_help(*f)) {
+    if (f && token_refresh_may_help(*f)) {
         client->quit();
         log_info(args.queue_id + ": account " + account->name + ": " + f->reply->text() +
                  "; refreshing the token once and retrying");

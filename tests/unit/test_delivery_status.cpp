@@ -205,4 +205,32 @@ BOOST_AUTO_TEST_CASE(delivered_line) {
     BOOST_TEST(delivered(reply("250 queued"), kPeer).dsn() == "2.0.0");
 }
 
+BOOST_AUTO_TEST_CASE(token_refresh_rule) {
+    struct Row {
+        Stage stage;
+        const char* wire;
+        bool refresh;
+    };
+    const Row rows[] = {
+        {Stage::auth, "535 5.7.3 Authentication unsuccessful [SN4PR0501CA0054.namprd05.prod]",
+         true},
+        {Stage::auth,
+         "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is "
+         "disabled for the Tenant.",
+         false},
+        {Stage::auth, "454 4.7.0 Temporary authentication failure", false},
+        {Stage::mail_from, "535 5.7.3 Authentication unsuccessful", false},
+    };
+    for (const auto& r : rows) {
+        Failure f;
+        f.cause = Cause::server_reply;
+        f.stage = r.stage;
+        f.reply = reply(r.wire);
+        BOOST_TEST_CONTEXT(r.wire) {
+            BOOST_TEST(token_refresh_may_help(f) == r.refresh);
+        }
+    }
+    BOOST_TEST(!token_refresh_may_help(local_failure(Cause::timeout, Stage::auth, "timed out")));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
