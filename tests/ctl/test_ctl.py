@@ -25,6 +25,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "transport"))
 import harness  # noqa: E402
 from harness import MAILBOX  # noqa: E402
 
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import stack  # noqa: E402  (ensure_service_user: the user as the package makes it)
+
 CTL = None
 TRANSPORT = None
 USER_MAILBOX = "user@contoso.com"   # the delegated account's mailbox
@@ -621,13 +624,7 @@ class Privileges(CtlTest):
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root")
     def test_drops_to_service_user(self):
-        try:
-            pw = pwd.getpwnam("o365relay")
-        except KeyError:
-            subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
-                            "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                            "o365relay"], check=True)
-            pw = pwd.getpwnam("o365relay")
+        pw = stack.ensure_service_user()
         # the service user must reach the test dirs and own its credential files
         for d in (self.env.dir, self.env.certs, self.tdir):
             os.chmod(d, 0o755)

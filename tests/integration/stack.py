@@ -70,9 +70,9 @@ def ensure_service_user():
     try:
         return pwd.getpwnam(SERVICE_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
-                        "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                        SERVICE_USER], check=True)
+        # exactly as the package's postinst makes it (scripts/package-test.sh checks it)
+        subprocess.run(["adduser", "--quiet", "--system", "--group", "--home",
+                        "/var/lib/o365relay", "--no-create-home", SERVICE_USER], check=True)
         return pwd.getpwnam(SERVICE_USER)
 
 
