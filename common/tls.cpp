@@ -44,6 +44,10 @@ std::string openssl_errors() {
     return out;
 }
 
+void openssl_init_short_lived() {
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr);
+}
+
 void SslCtxFree::operator()(SSL_CTX* p) const noexcept {
     SSL_CTX_free(p);
 }

@@ -32,6 +32,13 @@ namespace o365 {
 // recent last, joined by "; "), and clears the queue. "" when empty.
 std::string openssl_errors();
 
+// For a short-lived process (the transport): call first in main(), before any
+// other OpenSSL call. OpenSSL then skips its atexit clean-up, which frees every
+// table it built (about 1.4 M instructions, 5% of a delivery); the kernel frees
+// the memory at exit anyway. Nothing else changes: the configuration is loaded
+// and the TLS settings above apply as before. Called later, it has no effect.
+void openssl_init_short_lived();
+
 struct SslCtxFree {
     void operator()(SSL_CTX* p) const noexcept;
 };
