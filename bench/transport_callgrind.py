@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """transport_callgrind.py: instruction counts of one warm-cache delivery.
 
-Usage: transport_callgrind.py [--runs 3] [--cpu N] [--size 20480] [--keep DIR] BINARY...
+Usage: transport_callgrind.py [--runs 3] [--cpu N] [--size 20480] [--keep DIR]
+                              [--system-store] BINARY...
 
 Starts the fakes (tests/transport/harness.py) like bench/transport_bench.py,
 warms the token cache with one delivery, then for each o365relay-transport
@@ -11,6 +12,9 @@ BINARY runs RUNS deliveries of the same 20 KB message under
 --cpu N: also N interleaved plain deliveries per binary, CPU user+sys from
 wait4() (noisy on a shared machine; the instruction count is the reference).
 --keep DIR: keeps the callgrind.out files there (callgrind_annotate --inclusive=yes).
+--system-store: [smtp] ca_file empty (the production default: the system trust
+store); the test CA is offered as a hashed directory in SSL_CERT_DIR, so the
+cost of reading the system's store is in the count.
 Several binaries (e.g. before/after builds) are measured against the same fakes.
 """
 import argparse
@@ -37,6 +41,7 @@ def main():
     ap.add_argument("--cpu", type=int, default=0)
     ap.add_argument("--size", type=int, default=20480)
     ap.add_argument("--keep")
+    ap.add_argument("--system-store", action="store_true")
     a = ap.parse_args()
     bins = [os.path.abspath(b) for b in a.binaries]
 
@@ -49,13 +54,23 @@ def main():
         with open(conf, "w") as f:
             f.write("[relay]\nstate_dir = %s\nlog = file:%s\nlog_level = info\n"
                     % (os.path.join(env.dir, "state"), os.path.join(env.dir, "transport.log")))
-            f.write("[smtp]\nhost = localhost\nport = %d\nhelo_name = relay.test\nca_file = %s\n"
-                    % (port, os.path.join(env.certs, "ca.crt")))
+            f.write("[smtp]\nhost = localhost\nport = %d\nhelo_name = relay.test\n" % port)
+            if not a.system_store:
+                f.write("ca_file = %s\n" % os.path.join(env.certs, "ca.crt"))
             f.write("[entra]\n" + "".join("%s = %s\n" % kv for kv in env.entra_settings().items()))
             f.write("[account noreply]\nmailbox = %s\nsenders = %s\n" % (MAILBOX, MAILBOX))
         msg = os.path.join(env.dir, "msg.eml")
         with open(msg, "wb") as f:
             f.write(message(a.size))
+        if a.system_store:
+            ca = os.path.join(env.certs, "ca.crt")
+            hashed = os.path.join(env.dir, "certs-hashed")
+            os.makedirs(hashed)
+            h = subprocess.run(["openssl", "x509", "-noout", "-subject_hash", "-in", ca],
+                               capture_output=True, text=True, check=True).stdout.strip()
+            os.symlink(ca, os.path.join(hashed, h + ".0"))
+            os.environ["SSL_CERT_DIR"] = hashed
+            os.environ.pop("SSL_CERT_FILE", None)
         args = ["-c", conf, "-f", MAILBOX, "-q", "CG", "-n", "noreply", "--", "bob@example.org"]
         for b in bins:  # warm-up: fills the token cache, checks each binary works
             rc, _, _, _, out = run_measured([b, *args], msg)
