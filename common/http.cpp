@@ -1,13 +1,12 @@
 #include "http.hpp"
 
-#include <curl/curl.h>
-
 #include <cctype>
 #include <cmath>
 #include <ctime>
 #include <memory>
 #include <mutex>
 
+#include "curl_api.hpp"
 #include "token.hpp"
 
 namespace o365 {
@@ -16,53 +15,56 @@ namespace {
 
 constexpr std::size_t kMaxBody = 1 << 20;
 
-void global_init() {
-    static std::once_flag once;
-    static CURLcode rc = CURLE_OK;
-    std::call_once(once, [] { rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
-    if (rc != CURLE_OK)
-        throw OAuthError(ErrorClass::temporary,
-                         std::string("cannot initialise libcurl: ") + curl_easy_strerror(rc));
+// libcurl, loaded at first use (curl_api.hpp); its failure is an OAuthError
+// like every other failure without an HTTP answer.
+const CurlApi& curl() {
+    try {
+        return curl_api();
+    } catch (const OAuthError&) {
+        throw;
+    } catch (const Error& e) {
+        throw OAuthError(e.error_class(), e.what());
+    }
 }
 
+// The deleters below run only on handles libcurl made, so curl() cannot throw there.
 struct CurlDeleter {
-    void operator()(CURL* c) const noexcept { curl_easy_cleanup(c); }
+    void operator()(CURL* c) const noexcept { curl().easy_cleanup(c); }
 };
 using CurlPtr = std::unique_ptr<CURL, CurlDeleter>;
 
 struct SlistDeleter {
-    void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
+    void operator()(curl_slist* l) const noexcept { curl().slist_free_all(l); }
 };
 using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
 
 struct CurlUrlDeleter {
-    void operator()(CURLU* u) const noexcept { curl_url_cleanup(u); }
+    void operator()(CURLU* u) const noexcept { curl().url_cleanup(u); }
 };
 
 struct CurlStrDeleter {
-    void operator()(char* s) const noexcept { curl_free(s); }
+    void operator()(char* s) const noexcept { curl().free(s); }
 };
 using CurlStr = std::unique_ptr<char, CurlStrDeleter>;
 
 CurlPtr new_handle() {
-    global_init();
-    CurlPtr h(curl_easy_init());
+    CurlPtr h(curl().easy_init());
     if (!h) throw OAuthError(ErrorClass::temporary, "cannot create a libcurl handle");
     return h;
 }
 
 std::string escape(CURL* h, const std::string& s) {
-    CurlStr e(curl_easy_escape(h, s.data(), static_cast<int>(s.size())));
+    CurlStr e(curl().easy_escape(h, s.data(), static_cast<int>(s.size())));
     if (!e) throw OAuthError(ErrorClass::temporary, "libcurl could not URL-encode a value");
     return std::string(e.get());
 }
 
 // The host of an URL, for messages; the URL itself when it cannot be parsed.
 std::string host_of(const std::string& url) {
-    std::unique_ptr<CURLU, CurlUrlDeleter> u(curl_url());
-    if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return url;
+    std::unique_ptr<CURLU, CurlUrlDeleter> u(curl().url());
+    if (!u || curl().url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return url;
     char* host = nullptr;
-    if (curl_url_get(u.get(), CURLUPART_HOST, &host, 0) != CURLUE_OK || !host) return url;
+    if (curl().url_get(u.get(), CURLUPART_HOST, &host, 0) != CURLUE_OK || !host) return url;
     CurlStr h(host);
     return std::string(h.get());
 }
@@ -121,10 +123,10 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
 
 template <typename T>
 void set(CURL* h, CURLoption opt, T value) {
-    CURLcode rc = curl_easy_setopt(h, opt, value);
+    CURLcode rc = curl().easy_setopt(h, opt, value);
     if (rc != CURLE_OK)
         throw OAuthError(ErrorClass::temporary,
-                         std::string("libcurl option failed: ") + curl_easy_strerror(rc));
+                         std::string("libcurl option failed: ") + curl().easy_strerror(rc));
 }
 
 }  // namespace
@@ -151,7 +153,7 @@ int parse_retry_after(const std::string& value, long long now) {
     if (digits) {
         secs = v.size() > 9 ? 86400 : std::stoll(v);
     } else {
-        time_t t = curl_getdate(v.c_str(), nullptr);
+        time_t t = curl().getdate(v.c_str(), nullptr);
         if (t == -1) return 0;
         secs = static_cast<long long>(t) - now;
     }
@@ -172,9 +174,9 @@ HttpResponse post_form(const HttpRequest& req) {
     curl_slist* list = nullptr;
     for (const char* hd :
          {"Accept: application/json", "Content-Type: application/x-www-form-urlencoded"}) {
-        curl_slist* l = curl_slist_append(list, hd);
+        curl_slist* l = curl().slist_append(list, hd);
         if (!l) {
-            curl_slist_free_all(list);
+            curl().slist_free_all(list);
             throw OAuthError(ErrorClass::temporary, "out of memory building HTTP headers");
         }
         list = l;
@@ -202,15 +204,15 @@ HttpResponse post_form(const HttpRequest& req) {
     set(h, CURLOPT_HEADERFUNCTION, on_header);
     set(h, CURLOPT_HEADERDATA, &sink);
 
-    CURLcode rc = curl_easy_perform(h);
+    CURLcode rc = curl().easy_perform(h);
     if (rc != CURLE_OK) {
-        std::string cause = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+        std::string cause = errbuf[0] ? errbuf : curl().easy_strerror(rc);
         while (!cause.empty() && (cause.back() == '\n' || cause.back() == '\r'))
             cause.pop_back();
         if (rc == CURLE_OPERATION_TIMEDOUT) {
             curl_off_t connected = 0, total_us = 0;
-            curl_easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &connected);
-            curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &total_us);
+            curl().easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &connected);
+            curl().easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &total_us);
             long secs = std::lround(static_cast<double>(total_us) / 1e6);
             throw OAuthError(ErrorClass::temporary,
                              what + ": timed out after " + std::to_string(secs) + " s " +
@@ -229,7 +231,7 @@ HttpResponse post_form(const HttpRequest& req) {
     }
 
     HttpResponse resp;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
+    curl().easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
     resp.body = std::move(sink.body);
     resp.content_type = std::move(sink.content_type);
     resp.retry_after_header = std::move(sink.retry_after);

@@ -13,7 +13,9 @@
 //   after 30 s connecting to login.microsoftonline.com". A bad trust store file or
 //   a non-https URL throws OAuthError(configuration).
 // - Nothing here logs; callers register secret form values with add_secret().
-// Thread-safe: every call uses its own handle; curl_global_init runs once.
+// - libcurl is loaded at the first call (curl_api.hpp); if it cannot be
+//   loaded, OAuthError(temporary) "cannot load libcurl.so.4: <dlerror>".
+// Thread-safe: every call uses its own handle; loading and curl_global_init run once.
 #pragma once
 
 #include <string>

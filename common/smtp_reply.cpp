@@ -90,7 +90,9 @@ void ReplyParser::end_of_line() {
     if (l.size() > limits_.max_line)
         fail("line longer than " + std::to_string(limits_.max_line) + " bytes");
     if (l.size() < 3 || !digit(l[0]) || !digit(l[1]) || !digit(l[2]))
-        fail("\"" + excerpt(l) + "\" does not start with a 3-digit code");
+        // (append, not "\"" + ...: g++ 12 -O2 false -Wrestrict, GCC bug 105329)
+        fail(
+            std::string(1, '"').append(excerpt(l)).append("\" does not start with a 3-digit code"));
     int code = (l[0] - '0') * 100 + (l[1] - '0') * 10 + (l[2] - '0');
     if (code < 200 || code > 599) fail("reply code " + std::to_string(code) + " out of range");
     bool last = true;

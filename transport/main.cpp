@@ -21,6 +21,7 @@
 #include "delivery_status.hpp"
 #include "log.hpp"
 #include "oauth.hpp"
+#include "tls.hpp"
 #include "token_cache.hpp"
 
 namespace {
@@ -71,6 +72,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    o365::openssl_init_short_lived();
     ::signal(SIGPIPE, SIG_IGN);
     o365::log_init("syslog", o365::LogLevel::info, kIdent);
     try {

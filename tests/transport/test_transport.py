@@ -113,10 +113,10 @@ class TransportTestBase(unittest.TestCase):
         return [BIN, "-c", conf or self.conf, "-f", sender, "-q", qid, "-n", nexthop, "--",
                 *rcpts]
 
-    def deliver(self, msg=SIMPLE, timeout=90, **kw):
+    def deliver(self, msg=SIMPLE, timeout=90, env=None, **kw):
         argv = self.argv(**kw)
         t0 = time.time()
-        p = subprocess.run(argv, input=msg, capture_output=True, timeout=timeout)
+        p = subprocess.run(argv, input=msg, capture_output=True, timeout=timeout, env=env)
         res = Result(argv, p, time.time() - t0)
         self.check_output_contract(res)
         return res
@@ -424,6 +424,37 @@ class Security(TransportTestBase):
                 self.assertEqual(self.delta(before, "auth_attempts"), 0)
                 self.assertEqual(self.delta(before, "tls_handshakes"), 0)
                 self.assertEqual(self.new_messages(before), [])
+
+    def test_system_trust_store_without_ca_file(self):
+        # ca_file empty: the system store, read as a hashed directory (SSL_CERT_DIR here, so
+        # the test CA stands in for the system's CAs); verification stays on.
+        self.conf = self.write_config(smtp={"ca_file": None})
+        hashed = os.path.join(self.tdir, "certs-hashed")
+        empty = os.path.join(self.tdir, "certs-empty")
+        os.makedirs(hashed)
+        os.makedirs(empty)
+        ca = os.path.join(self.env.certs, "ca.crt")
+        h = subprocess.run(["openssl", "x509", "-noout", "-subject_hash", "-in", ca],
+                           capture_output=True, text=True, check=True).stdout.strip()
+        os.symlink(ca, os.path.join(hashed, h + ".0"))
+        base = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_DIR", "SSL_CERT_FILE")}
+        with self.subTest("hashed directory trusts the CA"):
+            before = self.snapshot()
+            res = self.deliver(env=dict(base, SSL_CERT_DIR=hashed))
+            self.assert_delivered(res)
+            self.assertEqual(len(self.new_messages(before)), 1)
+        with self.subTest("CA not in the store: refused"):
+            before = self.snapshot()
+            res = self.deliver(env=dict(base, SSL_CERT_DIR=empty))
+            self.assert_deferred(res)
+            self.assertIn("certificate verify failed", res.line, res)
+            self.assertEqual(self.delta(before, "auth_attempts"), 0)
+            self.assertEqual(self.new_messages(before), [])
+        with self.subTest("SSL_CERT_FILE is honoured"):
+            before = self.snapshot()
+            res = self.deliver(env=dict(base, SSL_CERT_DIR=empty, SSL_CERT_FILE=ca))
+            self.assert_delivered(res)
+            self.assertEqual(len(self.new_messages(before)), 1)
 
     def test_control_characters_in_addresses_send_nothing(self):
         cases = [("sender", "noreply@contoso.com\r\nRCPT TO:<evil@example.org>", ("bob@example.org",)),
