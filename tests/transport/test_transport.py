@@ -81,6 +81,12 @@ class TransportTestBase(unittest.TestCase):
     def tearDown(self):
         # No token value ever reaches the transport's log, whatever the test did.
         self.assert_no_token_in_log()
+        # Never: bytes pipelined after STARTTLS (injection), content before 354,
+        # AUTH or MAIL in plaintext (counters since the fake started).
+        st = self.env.stats()
+        for k in ("plaintext_after_starttls", "pipelining_violations", "auth_before_tls",
+                  "mail_before_tls"):
+            self.assertEqual(st[k], 0, k)
 
     # --- configuration --------------------------------------------------------
     def write_config(self, smtp=None, relay=None, policy=None, account=None, extra=""):
@@ -206,6 +212,9 @@ class Delivery(TransportTestBase):
         self.assertEqual(body, normalized(SIMPLE))
         self.assertEqual(self.delta(before, "auth_before_tls"), 0)
         self.assertEqual(self.delta(before, "mail_before_tls"), 0)
+        # O365-FACTS: the token goes after the 334, not as an initial response
+        auths = [e for e in self.env.events("auth_xoauth2") if e["conn"] > before["o365"]["connections"]]
+        self.assertEqual([e["initial_response"] for e in auths], [False])
         # DESIGN.md section 7: one line per delivery attempt in Postfix's manner
         pat = (r"o365relay-transport\[\d+\]: 4F2A31C2D: to=<bob@example\.org>, account=noreply, "
                r"relay=localhost\[127\.0\.0\.1\]:%d, delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, "
