@@ -103,6 +103,16 @@ Decision Transaction::make(Action a, std::string smtp, std::string enh, std::str
     return d;
 }
 
+Decision Transaction::rate_limited(RateLimiter::Verdict v) const {
+    const PolicySettings& p = policy_->config().policy;
+    bool per_minute = v == RateLimiter::Verdict::messages_per_minute;
+    std::string limit = per_minute ? std::to_string(p.messages_per_minute) + " messages per minute"
+                                   : std::to_string(p.recipients_per_day) + " recipients per day";
+    return make(Action::tempfail, "451", "4.7.1",
+                "account " + acc_->name + " reached " + limit + "; try again later",
+                per_minute ? "messages_per_minute" : "recipients_per_day");
+}
+
 Decision Transaction::finish(Decision d) {
     done_ = true;
     final_ = d;
@@ -163,12 +173,7 @@ Decision Transaction::on_mail(std::string_view sender_arg, const std::vector<std
 
     if (acc_ && p.messages_per_minute > 0) {
         auto v = policy_->limiter().check(acc_->name, 0, policy_->limits());
-        if (v == RateLimiter::Verdict::messages_per_minute)
-            return finish(make(Action::tempfail, "451", "4.7.1",
-                               "account " + acc_->name + " reached " +
-                                   std::to_string(p.messages_per_minute) +
-                                   " messages per minute; try again later",
-                               "messages_per_minute"));
+        if (v == RateLimiter::Verdict::messages_per_minute) return finish(rate_limited(v));
     }
     return make(Action::continue_, "", "", "", "");
 }
@@ -209,11 +214,7 @@ Decision Transaction::on_rcpt(std::string_view recipient_arg, const std::vector<
     if (!v && !too_many_ && conn_.smtp && acc_ && p.recipients_per_day > 0) {
         auto r = policy_->limiter().check(acc_->name, static_cast<long>(recipients_.size()) + 1,
                                           policy_->limits());
-        if (r == RateLimiter::Verdict::recipients_per_day)
-            v = make(Action::tempfail, "451", "4.7.1",
-                     "account " + acc_->name + " reached " + std::to_string(p.recipients_per_day) +
-                         " recipients per day; try again later",
-                     "recipients_per_day");
+        if (r == RateLimiter::Verdict::recipients_per_day) v = rate_limited(r);
     }
     if (v) {
         if (conn_.smtp) return *v;
@@ -340,18 +341,9 @@ Decision Transaction::on_eom() {
     if (acc_) {
         auto v = policy_->limiter().try_record(acc_->name, static_cast<long>(recipients_.size()),
                                                policy_->limits());
-        if (v == RateLimiter::Verdict::messages_per_minute)
-            return finish(make(Action::tempfail, "451", "4.7.1",
-                               "account " + acc_->name + " reached " +
-                                   std::to_string(p.messages_per_minute) +
-                                   " messages per minute; try again later",
-                               "messages_per_minute"));
-        if (v == RateLimiter::Verdict::recipients_per_day)
-            return finish(make(Action::tempfail, "451", "4.7.1",
-                               "account " + acc_->name + " reached " +
-                                   std::to_string(p.recipients_per_day) +
-                                   " recipients per day; try again later",
-                               "recipients_per_day"));
+        if (v == RateLimiter::Verdict::messages_per_minute ||
+            v == RateLimiter::Verdict::recipients_per_day)
+            return finish(rate_limited(v));
     }
     Decision tags;
     add_tag_edits(acc_, tags);

@@ -145,6 +145,8 @@ class Transaction {
     Decision make(Action a, std::string smtp, std::string enh, std::string text,
                   std::string rule) const;
     Decision finish(Decision d);  // marks done, remembers the verdict
+    // The 451 4.7.1 tempfail for an account over messages_per_minute or recipients_per_day.
+    Decision rate_limited(RateLimiter::Verdict v) const;
     std::optional<Decision> domain_verdict(const std::string& rcpt) const;
     std::optional<Decision> alignment_verdict(const Account& acc);
     void add_tag_edits(const Account* acc, Decision& d) const;
