@@ -14,11 +14,20 @@ namespace o365 {
 
 namespace {
 
+std::string short_hostname() {
+    char host[256] = "localhost";
+    ::gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    if (char* dot = std::strchr(host, '.')) *dot = '\0';
+    return host;
+}
+
 struct LogState {
     std::mutex mu;
     enum class Target { stderr_, syslog, file } target = Target::stderr_;
     LogLevel level = LogLevel::info;
     std::string ident = "o365relay";
+    std::string host = short_hostname();  // read once, not per line
     int fd = 2;
     std::vector<std::string> secrets;
 };
@@ -187,14 +196,11 @@ void log_line(LogLevel level, std::string_view text) noexcept {
             return;
         }
         char stamp[64] = "";
-        char host[256] = "localhost";
         std::time_t now = std::time(nullptr);
         struct tm tmv;
         ::localtime_r(&now, &tmv);
         std::strftime(stamp, sizeof stamp, "%b %e %H:%M:%S", &tmv);
-        ::gethostname(host, sizeof host - 1);
-        if (char* dot = std::strchr(host, '.')) *dot = '\0';
-        std::string line = std::string(stamp) + " " + host + " " + st.ident + "[" +
+        std::string line = std::string(stamp) + " " + st.host + " " + st.ident + "[" +
                            std::to_string(::getpid()) + "]: " + level_prefix(level) + clean + "\n";
         ssize_t ignored = ::write(st.fd, line.data(), line.size());
         (void)ignored;
