@@ -374,7 +374,7 @@ class FakeGraphTest(unittest.TestCase):
         self.assertEqual(json.loads(body)["error"]["code"], "ErrorRequestEntityTooLarge")
 
     def test_mailbox_concurrency_limit(self):
-        self.env.set_graph_faults([{"route": "sendMail", "action": "delay", "delay": 1.5}])
+        self.env.set_graph_faults([{"route": "sendMail", "action": "delay", "delay": 2.5}])
         before = self.env.graph_stats()
         results = []
 
