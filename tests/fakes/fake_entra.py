@@ -146,6 +146,11 @@ def unb64url(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
+def as_list(v):
+    """A config value that is one string or a list of strings (e.g. scopes)."""
+    return [v] if isinstance(v, str) else list(v)
+
+
 def utcnow_text():
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
 
@@ -562,7 +567,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             scope = form.get("scope")
             if not scope:
                 raise OAuthFailure(900144, param="scope")
-            if scope != cfg["app_scope"]:
+            if scope not in as_list(cfg["app_scope"]):
                 raise OAuthFailure(70011, scope=scope)
             return self.issue(st, cfg, tenant, client_id, scope, "", refresh=False)
         if grant == "refresh_token":
@@ -571,7 +576,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not rt:
                 raise OAuthFailure(900144, param="refresh_token")
             st.seen("refresh_token", rt)
-            scope = form.get("scope") or cfg["delegated_scope"] + " offline_access"
+            scope = form.get("scope") or as_list(cfg["delegated_scope"])[0] + " offline_access"
             self.check_delegated_scope(cfg, scope)
             known = dict(cfg["refresh_tokens"])
             known.update(st.refresh_tokens)
@@ -615,7 +620,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def check_delegated_scope(self, cfg, scope):
         words = scope.split()
-        if cfg["delegated_scope"] not in words:
+        if not any(s in words for s in as_list(cfg["delegated_scope"])):
             raise OAuthFailure(70011, scope=scope)
 
     def devicecode(self, st, cfg, tenant, form):
