@@ -6,6 +6,12 @@ namespace o365 {
 
 namespace {
 
+// A recipient refused (or invalid) while the others of the same delivery could
+// succeed: one exit status covers them all, so the delivery defers.
+constexpr const char* kAllOrNothingHint =
+    " [o365relay: other recipients could be delivered; nothing sent; "
+    "set o365_destination_recipient_limit = 1]";
+
 bool contains(const SmtpReply& r, std::string_view needle) {
     for (const auto& l : r.lines)
         if (l.find(needle) != std::string::npos) return true;
@@ -62,6 +68,8 @@ const char* account_level(const SmtpReply& r) {
     if (e == "5.1.8") return "the mailbox is blocked for sending (bad outbound sender)";
     if (e == "5.2.0" && contains(r, "SubmissionQuotaExceeded"))
         return "the mailbox reached its recipient quota";
+    if (e == "5.2.2" && contains(r, "STOREDRV.Submission.Exception:QuotaExceededException"))
+        return "the sending mailbox is over its storage quota (Sent Items full)";
     if (e == "5.2.251" || e == "5.2.253" || e == "5.2.254" || e == "5.2.255")
         return "Microsoft blocks the mailbox for a while after repeated errors";
     if (e == "5.2.252" && !contains(r, "SendAsDenied"))
@@ -127,6 +135,11 @@ Outcome decide(const Failure& f) {
         case Cause::no_account:
         case Cause::null_sender_refused:
             return perm(kExUnavailable, "5.7.1", d);
+        case Cause::invalid_sender:
+            return perm(kExUnavailable, "5.1.7", d);
+        case Cause::invalid_recipient:
+            if (f.others_accepted) return temp("4.1.3", d + kAllOrNothingHint);
+            return perm(kExNoUser, "5.1.3", d);
     }
 
     if (!f.reply) return temp("4.3.0", "no reply recorded for a server refusal: " + d);
@@ -149,10 +162,7 @@ Outcome decide(const Failure& f) {
             if (too_big(r)) return perm(kExDataErr, dsn, reason);
             return perm(kExUnavailable, dsn, reason);
         case Stage::rcpt_to:
-            if (f.others_accepted)
-                return temp(dsn, reason +
-                                     " [o365relay: other recipients were accepted; nothing sent; "
-                                     "set o365_destination_recipient_limit = 1]");
+            if (f.others_accepted) return temp(dsn, reason + kAllOrNothingHint);
             if (r.enhanced.rfind("5.1.", 0) == 0 || r.enhanced.rfind("5.4.", 0) == 0)
                 return perm(kExNoUser, dsn, reason);
             if (too_big(r)) return perm(kExDataErr, dsn, reason);

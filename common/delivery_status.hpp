@@ -3,16 +3,19 @@
 // transport prints for Postfix. Every such decision in o365relay goes through
 // decide(); tests/unit/test_delivery_status.cpp holds the table.
 //
-// Contract (DESIGN.md section 4, O365-FACTS.md):
+// Contract (docs/design.md section "Temporary or permanent"):
 // - Temporary (exit 75 EX_TEMPFAIL): network errors, timeouts, the deadline,
 //   TLS failures, no STARTTLS, any 4xx, every reply before MAIL FROM (greeting,
 //   EHLO, STARTTLS, AUTH: incl. 535 after the one forced token refresh and
 //   535 5.7.139 SMTP AUTH disabled), token problems (Entra unreachable, 5xx,
 //   429, credentials refused: an administrator can fix them), local
-//   configuration problems (usage, config file, -n account that may not send
-//   as the sender: 4.3.5), and the account-level blocks and throttles even
-//   when sent as 5xx: 5.1.8 bad outbound sender, 5.2.0 with
-//   SubmissionQuotaExceeded, 5.2.251/253/254/255 (Microsoft's temporary
+//   configuration problems (usage, config file, -n naming an account that is
+//   not configured or that may not send as the sender: 4.3.5, "our mistake
+//   defers"), and the account-level blocks and throttles even when sent as
+//   5xx: 5.1.8 bad outbound sender, 5.2.0 with SubmissionQuotaExceeded, 5.2.2
+//   with STOREDRV.Submission.Exception:QuotaExceededException (the SENDING
+//   mailbox's storage, its Sent Items, is full: no message of the account can
+//   be sent until it is cleaned up), 5.2.251/253/254/255 (Microsoft's temporary
 //   blocking after repeated errors), 5.2.252 WITHOUT "SendAsDenied" (the same
 //   throttle), 5.7.57 client not authenticated, 5.7.705/5.7.708 tenant blocks.
 //   A problem with the account never bounces the queue.
@@ -24,6 +27,14 @@
 //   refused after end of data (65 EX_DATAERR), too big (552, 5.3.4, 5.2.3: 65),
 //   an address that needs SMTPUTF8 the server lacks (5.6.7, 69), a sender no
 //   account may use (5.7.1, 69), an empty sender that may not be sent (5.7.1, 69).
+// - Invalid envelope addresses (transport/envelope.hpp: a control character,
+//   no '@', a local part over 64 octets, a domain over 255, a path over 256)
+//   are PERMANENT: a recipient 5.1.3 (67 EX_NOUSER), the sender 5.1.7 (69).
+//   No server accepts them, today or after any fix on our side or at
+//   Microsoft, so deferring would only carry the message in the queue until
+//   maximal_queue_lifetime (5 days) and bounce it then; a bounce now tells the
+//   sender at once. Nothing is sent and no connection is made. An invalid
+//   recipient among valid ones defers (4.1.3, all-or-nothing as below).
 // - Several recipients: the delivery is all-or-nothing (see
 //   transport/delivery.hpp). A permanent RCPT refusal while other recipients
 //   were accepted is TEMPORARY (4.x.x), so that the accepted recipients are not
@@ -66,7 +77,7 @@ Outcome decide(const Failure& failure);
 
 // A 535 at AUTH other than 5.7.139 (SMTP AUTH disabled): the cached token may
 // have been revoked, so one forced token refresh and one new connection may
-// help (the transport does it once; `o365relayctl check` does the same).
+// help (smtp_session.hpp does it, for the transport and `o365relayctl check`).
 bool token_refresh_may_help(const Failure& failure);
 
 // The outcome of a delivered message: exit 0, "2.0.0 host H said: 250 ...".

@@ -56,7 +56,9 @@ enum class Cause {
     account_mismatch,      // -n ACCOUNT may not send as the envelope sender
     no_account,            // no account may send as the envelope sender
     null_sender_refused,   // empty sender and null_sender = reject / no null_sender_account
-    internal,              // an unexpected error in o365relay itself
+    invalid_sender,     // the envelope sender can never be used (control character, too long, ...)
+    invalid_recipient,  // a recipient can never be delivered to (no '@', too long, ...)
+    internal,           // an unexpected error in o365relay itself
 };
 
 struct Failure {
@@ -69,8 +71,9 @@ struct Failure {
     bool after_refresh = false;  // AUTH failed again after a forced token refresh
     // Cause::server_reply at RCPT TO: other recipients of the same delivery were
     // accepted (the delivery is all-or-nothing: nothing was sent to them).
+    // Cause::invalid_recipient: other recipients of the delivery are valid.
     bool others_accepted = false;
-    std::string recipient;  // the recipient a RCPT TO reply is about
+    std::string recipient;  // the recipient a RCPT TO reply or invalid_recipient is about
 };
 
 // A failure without a server reply.

@@ -15,7 +15,9 @@
 #include "oauth.hpp"
 #include "secret_file.hpp"
 #include "smtp_client.hpp"
+#include "smtp_session.hpp"
 #include "token_cache.hpp"
+#include "token_provider.hpp"
 
 namespace o365::ctl {
 
@@ -100,24 +102,27 @@ int cmd_check(const Globals& g, const Args& args) {
             continue;
         }
         auto deadline = SmtpClient::Clock::now() + std::chrono::seconds(cfg->smtp.deadline);
-        auto smtp = std::make_unique<SmtpClient>(cfg->smtp, deadline);
-        auto failure = smtp->open(Credentials{a->mailbox, token.value});
-        if (failure && token_refresh_may_help(*failure)) {
+        CacheTokenProvider tokens(cache);
+        SessionEvents events;
+        events.refreshing = [](const SmtpReply& refused) {
             // As a delivery does: a 535 may mean the cached token was revoked.
             std::printf("  note  AUTH refused the token (%s); getting a new one\n",
-                        failure->reply->text().c_str());
-            smtp->quit();
-            try {
-                token = cache.refresh(*a, token.value);
-                std::printf("  ok    new token from Entra ID, valid %lld s\n",
-                            static_cast<long long>(token.expires_at - std::time(nullptr)));
-            } catch (const Error& e) {
-                std::printf("  FAIL  token: %s\n", e.what());
-                ++failed;
-                continue;
-            }
-            smtp = std::make_unique<SmtpClient>(cfg->smtp, deadline);
-            failure = smtp->open(Credentials{a->mailbox, token.value});
+                        refused.text().c_str());
+        };
+        events.refreshed = [](const AccessToken& fresh) {
+            std::printf("  ok    new token from Entra ID, valid %lld s\n",
+                        static_cast<long long>(fresh.expires_at - std::time(nullptr)));
+        };
+        SmtpSession session = open_smtp_session(cfg->smtp, deadline, *a, token, tokens, events);
+        auto& smtp = session.client;
+        auto& failure = session.failure;
+        if (failure && failure->cause == Cause::token) {
+            std::printf("  FAIL  token: %s\n", failure->detail.c_str());
+            if (std::string fix = token_fix(Error(failure->error_class, failure->detail));
+                !fix.empty())
+                std::printf("        fix: %s\n", fix.c_str());
+            ++failed;
+            continue;
         }
         if (failure) {
             std::string what = failure->reply ? failure->reply->text() : failure->detail;

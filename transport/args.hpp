@@ -1,16 +1,17 @@
-// args: the transport's command line, the pipe(8) contract of DESIGN.md
-// section 4:
+// args: the transport's command line, the pipe(8) contract of docs/design.md
+// section "Transport command line":
 //   o365relay-transport [-c FILE] -f SENDER [-q QUEUEID] [-n NEXTHOP] -- RCPT...
 //
 // Contract: options before "--" in any order, each at most once, as "-c FILE"
 // or "-cFILE"; -f is required and may be empty (the null sender <>, passed by
 // pipe(8) as an empty argument with `null_sender=`); "--" is required and at
 // least one recipient follows it. Everything after "--" is a recipient, even
-// when it starts with '-'. The sender and every recipient must parse as an
-// address (address.hpp), and no argument may contain a control character
-// (CR, LF, NUL, TAB...), so that nothing can be smuggled into an SMTP command.
-// -n may name an account or be any next-hop text ("o365" when the transport is
-// used without an account name).
+// when it starts with '-'. -c, -q and -n may not contain a control character
+// (CR, LF, NUL, TAB...). The sender and the recipients are NOT judged here:
+// an address that can never be delivered is the message's fault, not a usage
+// error, and fails permanently (envelope.hpp, checked before anything is
+// sent). -n may name an account or be Postfix's default next hop (see
+// delivery.hpp).
 //
 // Failure: UsageError (class configuration) naming the problem; the transport
 // answers it with a TEMPORARY 4.3.5 (exit 75): a usage error is a mismatch

@@ -1,11 +1,14 @@
 #include "delivery.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
 #include "address.hpp"
+#include "envelope.hpp"
 #include "log.hpp"
 #include "message_stream.hpp"
+#include "smtp_session.hpp"
 
 namespace o365 {
 
@@ -85,24 +88,194 @@ std::vector<std::string> DeliveryReport::log_lines() const {
     std::vector<std::string> rcpts = recipients;
     if (rcpts.empty()) rcpts.push_back("");
     for (const auto& r : rcpts) {
-        lines.push_back(qid + ": to=<" + r + ">, account=" + (account.empty() ? "none" : account) +
+        lines.push_back(qid + ": to=<" + printable(r) +
+                        ">, account=" + (account.empty() ? "none" : account) +
                         ", relay=" + (relay.empty() ? "none" : relay) + ", delays=" + d +
                         ", dsn=" + outcome.dsn() + ", status=" + status + " (" + text + ")");
     }
     return lines;
 }
 
+bool nexthop_names_account(std::string_view nexthop, const std::vector<std::string>& recipients) {
+    if (nexthop.empty() || nexthop.front() == '[' || nexthop.find(':') != std::string_view::npos)
+        return false;
+    std::string hop = lower_ascii(nexthop);
+    for (const std::string& r : recipients) {
+        auto at = r.rfind('@');
+        if (at != std::string::npos && lower_ascii(std::string_view(r).substr(at + 1)) == hop)
+            return false;
+    }
+    return true;
+}
+
 namespace {
 
-struct Attempt {
-    std::unique_ptr<SmtpClient> client;
-    std::optional<Failure> failure;
+// The account that sends, and the MAIL FROM address.
+struct Sender {
+    const Account* account = nullptr;
+    std::string mail_from;
+    bool null_sender = false;
 };
 
-Outcome combine(const std::vector<Failure>& failures) {
-    // One exit status covers the delivery: temporary when any failure is.
+// What a delivery method reports: the final reply when the message was
+// accepted, else the failures (one per refused recipient, or one).
+struct MethodResult {
+    std::optional<SmtpReply> final_reply;
+    std::vector<Failure> failures;
+};
+
+// What every step of one delivery reads.
+struct Context {
+    const Config& config;
+    const Resolver& resolver;
+    TokenProvider& tokens;
+    const TransportArgs& args;
+    Clock::time_point deadline;
+    DeliveryReport& rep;
+};
+
+// 1. Addresses that can never be delivered fail before anything else.
+void check_envelope(const TransportArgs& args) {
+    if (auto f = envelope_failure(args.sender, args.recipients)) throw Fail{std::move(*f)};
+}
+
+// 2. The account: the null sender's account, the one -n names, or the sender's.
+Sender resolve_null_sender(const Config& config) {
+    if (config.policy.null_sender == NullSender::reject)
+        fail(Cause::null_sender_refused,
+             "mail with the null sender <> is not relayed (null_sender = reject)",
+             ErrorClass::permanent);
+    if (config.policy.null_sender_account.empty())
+        fail(Cause::null_sender_refused,
+             "mail with the null sender <> is not relayed (no null_sender_account)",
+             ErrorClass::permanent);
+    const Account* account = config.find_account(config.policy.null_sender_account);
+    if (!account)
+        fail(Cause::config, "null_sender_account " + config.policy.null_sender_account +
+                                " is not a configured account");
+    return Sender{account, account->mailbox, true};
+}
+
+const Account& named_account(const Context& c, const Account& named) {
+    const std::string& sender = c.args.sender;
+    if (!c.resolver.may_send_as(named, sender))
+        fail(Cause::account_mismatch,
+             "account " + named.name + " may not send as " + sender +
+                 " (the transport's next hop names account " + named.name +
+                 ", whose senders do not include " + sender +
+                 "; fix the Postfix transport map or the account's senders)");
+    return named;
+}
+
+[[noreturn]] void unknown_named_account(const Context& c) {
+    const std::string hop = printable(c.args.nexthop);
+    fail(Cause::config,
+         "the transport's next hop names account " + hop + ", which is not configured in " +
+             c.config.path + " (renamed or removed while mail for it was queued?); add [account " +
+             hop +
+             "] again, or fix the Postfix sender map (postmap) and route the queued mail "
+             "anew with postsuper -r");
+}
+
+Sender resolve_account(const Context& c) {
+    const TransportArgs& args = c.args;
+    if (args.sender.empty()) return resolve_null_sender(c.config);
+    if (const Account* named = c.config.find_account(args.nexthop))
+        return Sender{&named_account(c, *named), args.sender, false};
+    if (nexthop_names_account(args.nexthop, args.recipients)) unknown_named_account(c);
+    const Account* account = c.resolver.resolve(args.sender);
+    if (!account)
+        fail(Cause::no_account,
+             "sender " + args.sender + " is not allowed to send through this relay",
+             ErrorClass::permanent);
+    return Sender{account, args.sender, false};
+}
+
+// 3. The message, spooled: size and 8-bit known before MAIL FROM.
+std::unique_ptr<MessageSpool> spool_message(const Context& c, const Sender& s, int message_fd,
+                                            std::unique_ptr<HeaderRewriter>& rewriter) {
+    if (s.null_sender) {
+        const Resolver& resolver = c.resolver;
+        const Account* account = s.account;
+        rewriter =
+            std::make_unique<HeaderRewriter>("From", [&resolver, account](std::string_view v) {
+                return rewrite_null_sender_from(resolver, *account, v);
+            });
+    }
+    try {
+        return std::make_unique<MessageSpool>(message_fd, "", rewriter.get());
+    } catch (const Error& e) {
+        fail(Cause::message_input, e.what());
+    }
+}
+
+// 4a. The token (SMTP method).
+AccessToken get_token(Context& c, const Account& account) {
+    try {
+        AccessToken token = c.tokens.get(account, c.deadline);
+        add_secret(token.value);
+        return token;
+    } catch (const Error& e) {
+        fail(Cause::token, "no access token for account " + account.name + ": " + e.what(),
+             e.error_class());
+    }
+}
+
+// 4b. Connect .. AUTH, with smtp_session.hpp's one refresh after a 535.
+SmtpSession open_session(Context& c, const Account& account, const AccessToken& token) {
+    SessionEvents events;
+    events.refreshing = [&c, &account](const SmtpReply& refused) {
+        log_info(c.args.queue_id + ": account " + account.name + ": " + refused.text() +
+                 "; refreshing the token once and retrying");
+    };
+    SmtpSession session =
+        open_smtp_session(c.config.smtp, c.deadline, account, token, c.tokens, events);
+    c.rep.relay = session.client->peer();
+    c.rep.token_refreshed = session.token_refreshed;
+    return session;
+}
+
+// 4c. MAIL FROM .. end of data on the authenticated session.
+MethodResult transmit(Context& c, SmtpClient& client, const Sender& s, MessageSpool& spool) {
+    const TransportArgs& args = c.args;
+    if (args.recipients.size() > 1 && log_enabled(LogLevel::debug))
+        log_debug(args.queue_id + ": " + std::to_string(args.recipients.size()) +
+                  " recipients in one all-or-nothing transaction");
+    Envelope env{s.mail_from, args.recipients, spool.eight_bit(), spool.size()};
+    SendResult res = client.send(env, spool);
+    if (res.delivered()) return MethodResult{res.final_reply, {}};
+    return MethodResult{std::nullopt, std::move(res.failures)};
+}
+
+// 4. The SMTP method: token, authenticated session, transaction.
+MethodResult deliver_by_smtp(Context& c, const Sender& s, MessageSpool& spool) {
+    DeliveryReport& rep = c.rep;
+    auto t0 = Clock::now();
+    AccessToken token = get_token(c, *s.account);
+    auto t1 = Clock::now();
+    SmtpSession session = open_session(c, *s.account, token);
+    auto t2 = Clock::now();
+    rep.delays[1] = seconds(t0, t1) + session.refresh_seconds;
+    rep.delays[2] = std::max(0.0, seconds(t1, t2) - session.refresh_seconds);
+    if (session.failure) {
+        session.client->quit();
+        return MethodResult{std::nullopt, {*session.failure}};
+    }
+    MethodResult r = transmit(c, *session.client, s, spool);
+    rep.delays[3] = seconds(t2, Clock::now());
+    session.client->quit();
+    return r;
+}
+
+// 5. The outcome: delivered, or one exit status for the delivery (temporary
+// when any failure is).
+Outcome map_outcome(const MethodResult& r, DeliveryReport& rep) {
+    if (r.final_reply) {
+        rep.final_reply = r.final_reply;
+        return delivered(*r.final_reply, rep.relay);
+    }
     std::optional<Outcome> first;
-    for (const auto& f : failures) {
+    for (const auto& f : r.failures) {
         Outcome o = decide(f);
         if (o.temporary()) return o;
         if (!first) first = o;
@@ -110,123 +283,21 @@ Outcome combine(const std::vector<Failure>& failures) {
     return first ? *first : decide(local_failure(Cause::internal, Stage::none, "no outcome"));
 }
 
-void run(const Config& config, const Resolver& resolver, TokenProvider& tokens,
-         const TransportArgs& args, int message_fd, DeliveryReport& rep) {
+void run(Context& c, int message_fd) {
     auto t0 = Clock::now();
-    Clock::time_point deadline = t0 + std::chrono::seconds(config.smtp.deadline);
-
-    // 1. The account.
-    const Account* account = nullptr;
-    std::string mail_from = args.sender;
-    bool null_sender = args.sender.empty();
-    if (null_sender) {
-        if (config.policy.null_sender == NullSender::reject)
-            fail(Cause::null_sender_refused,
-                 "mail with the null sender <> is not relayed (null_sender = reject)",
-                 ErrorClass::permanent);
-        if (config.policy.null_sender_account.empty())
-            fail(Cause::null_sender_refused,
-                 "mail with the null sender <> is not relayed (no null_sender_account)",
-                 ErrorClass::permanent);
-        account = config.find_account(config.policy.null_sender_account);
-        if (!account)
-            fail(Cause::config, "null_sender_account " + config.policy.null_sender_account +
-                                    " is not a configured account");
-        mail_from = account->mailbox;
-    } else if (const Account* named = config.find_account(args.nexthop)) {
-        if (!resolver.may_send_as(*named, args.sender))
-            fail(Cause::account_mismatch,
-                 "account " + named->name + " may not send as " + args.sender +
-                     " (the transport's next hop names account " + named->name +
-                     ", whose senders do not include " + args.sender +
-                     "; fix the Postfix transport map or the account's senders)");
-        account = named;
-    } else {
-        account = resolver.resolve(args.sender);
-        if (!account)
-            fail(Cause::no_account,
-                 "sender " + args.sender + " is not allowed to send through this relay",
-                 ErrorClass::permanent);
-    }
-    rep.account = account->name;
-
-    // 2. The message, spooled: size and 8-bit known before MAIL FROM.
+    // 1. The envelope.
+    check_envelope(c.args);
+    // 2. The account.
+    Sender sender = resolve_account(c);
+    c.rep.account = sender.account->name;
+    // 3. The message.
     std::unique_ptr<HeaderRewriter> rewriter;
-    if (null_sender) {
-        rewriter =
-            std::make_unique<HeaderRewriter>("From", [&resolver, account](std::string_view v) {
-                return rewrite_null_sender_from(resolver, *account, v);
-            });
-    }
-    std::unique_ptr<MessageSpool> spool;
-    try {
-        spool = std::make_unique<MessageSpool>(message_fd, "", rewriter.get());
-    } catch (const Error& e) {
-        fail(Cause::message_input, e.what());
-    }
-    auto t1 = Clock::now();
-    rep.delays[0] = seconds(t0, t1);
-
-    // 3. The token.
-    AccessToken token;
-    try {
-        token = tokens.get(*account);
-    } catch (const Error& e) {
-        fail(Cause::token, "no access token for account " + account->name + ": " + e.what(),
-             e.error_class());
-    }
-    add_secret(token.value);
-    auto t2 = Clock::now();
-    rep.delays[1] = seconds(t1, t2);
-
-    // 4. Connect .. AUTH; after a 535, one forced refresh and one new connection.
-    auto client = std::make_unique<SmtpClient>(config.smtp, deadline);
-    auto f = client->open({account->mailbox, token.value});
-    rep.relay = client->peer();
-    if (f && token_refresh_may_help(*f)) {
-        client->quit();
-        log_info(args.queue_id + ": account " + account->name + ": " + f->reply->text() +
-                 "; refreshing the token once and retrying");
-        auto tr = Clock::now();
-        try {
-            token = tokens.refresh(*account, token.value);
-        } catch (const Error& e) {
-            fail(Cause::token,
-                 "the server refused the token of account " + account->name + " (" +
-                     f->reply->text() + ") and no new one could be obtained: " + e.what(),
-                 e.error_class());
-        }
-        add_secret(token.value);
-        rep.token_refreshed = true;
-        rep.delays[1] += seconds(tr, Clock::now());
-        client = std::make_unique<SmtpClient>(config.smtp, deadline);
-        f = client->open({account->mailbox, token.value});
-        rep.relay = client->peer();
-        if (f) f->after_refresh = f->stage == Stage::auth;
-    }
-    auto t3 = Clock::now();
-    rep.delays[2] = seconds(t2, t3) - (rep.delays[1] - seconds(t1, t2));
-    if (rep.delays[2] < 0) rep.delays[2] = 0;
-    if (f) {
-        client->quit();
-        rep.outcome = decide(*f);
-        return;
-    }
-
-    // 5. The transaction.
-    if (args.recipients.size() > 1 && log_enabled(LogLevel::debug))
-        log_debug(args.queue_id + ": " + std::to_string(args.recipients.size()) +
-                  " recipients in one all-or-nothing transaction");
-    Envelope env{mail_from, args.recipients, spool->eight_bit(), spool->size()};
-    SendResult res = client->send(env, *spool);
-    rep.delays[3] = seconds(t3, Clock::now());
-    client->quit();
-    if (res.delivered()) {
-        rep.final_reply = res.final_reply;
-        rep.outcome = delivered(*res.final_reply, rep.relay);
-        return;
-    }
-    rep.outcome = combine(res.failures);
+    std::unique_ptr<MessageSpool> spool = spool_message(c, sender, message_fd, rewriter);
+    c.rep.delays[0] = seconds(t0, Clock::now());
+    // 4. The account's delivery method.
+    MethodResult result = deliver_by_smtp(c, sender, *spool);
+    // 5. The outcome.
+    c.rep.outcome = map_outcome(result, c.rep);
 }
 
 }  // namespace
@@ -236,8 +307,11 @@ DeliveryReport deliver(const Config& config, const Resolver& resolver, TokenProv
     DeliveryReport rep;
     rep.queue_id = args.queue_id;
     rep.recipients = args.recipients;
+    Context c{
+        config, resolver, tokens, args, Clock::now() + std::chrono::seconds(config.smtp.deadline),
+        rep};
     try {
-        run(config, resolver, tokens, args, message_fd, rep);
+        run(c, message_fd);
     } catch (const Fail& f) {
         Failure failure = f.failure;
         failure.peer = rep.relay;

@@ -1,22 +1,32 @@
 // delivery: one delivery request of pipe(8), from the command line to the
-// Outcome and the log lines (DESIGN.md sections 4 and 7).
+// Outcome and the log lines (docs/design.md sections "Transport command line"
+// and "Logs"). Steps: check the envelope, resolve the account, spool the
+// message, deliver by the account's method (SMTP: token, authenticated
+// session, transaction), map the outcome.
 //
 // Contract:
-// - Account: `-n` when it names a configured account (its `senders` must
+// - Envelope: an address that can never be delivered fails permanently before
+//   anything else (envelope.hpp): nothing is read from Entra, no connection.
+// - Account: `-n` NEXTHOP when it is a configured account (its `senders` must
 //   include the envelope sender, else a TEMPORARY 4.3.5 naming account and
-//   sender: Postfix and o365relay disagree, an administrator fixes it); else
-//   resolved from the sender (accounts.hpp, the milter's resolver). A sender no
-//   account may use: permanent 5.7.1. Empty sender <>: with null_sender =
-//   rewrite and null_sender_account set, MAIL FROM is that account's mailbox
-//   and a header From the account may not send as (Postfix's MAILER-DAEMON) is
-//   replaced by the mailbox, display name kept; otherwise permanent 5.7.1.
+//   sender: Postfix and o365relay disagree, an administrator fixes it). A
+//   NEXTHOP that names an account (nexthop_names_account()) that is not
+//   configured (renamed or removed while mail for it is queued) also defers
+//   with 4.3.5 and says what to fix: it is never bounced. Any other NEXTHOP
+//   (empty, "[host]", "host:port", or the recipients' domain, which Postfix
+//   passes when the route is a plain `o365:`) resolves the account from the
+//   sender (accounts.hpp, the milter's resolver). A sender no account may
+//   use: permanent 5.7.1. Empty sender <>: with null_sender = rewrite and
+//   null_sender_account set, MAIL FROM is that account's mailbox and a header
+//   From the account may not send as (Postfix's MAILER-DAEMON) is replaced by
+//   the mailbox, display name kept; otherwise permanent 5.7.1.
 // - Nothing is sent before the account is known and the message is spooled
 //   (message_stream.hpp: size and 8-bit known before MAIL FROM).
-// - Token from the TokenProvider (the shared TokenCache in production). After
-//   `535` at AUTH (except 5.7.139, which no token can fix) the token is
-//   refreshed once (TokenCache::refresh(account, rejected)) and AUTH retried on
-//   a NEW connection; a second failure defers. This is the only retry: it
-//   happens before MAIL FROM, so no message is ever sent twice by the transport.
+// - Token from the TokenProvider (the shared TokenCache in production); every
+//   token call gets the delivery's deadline ([smtp] deadline). The refresh
+//   after a 535 at AUTH is smtp_session.hpp's rule (one forced refresh, one
+//   new connection, then the cache is told); it happens before MAIL FROM, so
+//   no message is ever sent twice by the transport.
 // - Several recipients: ALL-OR-NOTHING in one transaction. If every recipient
 //   is accepted the message is sent once to all; if any is refused nothing is
 //   sent (smtp_client.hpp) and the outcome is temporary when any refusal is
@@ -39,29 +49,9 @@
 #include "config.hpp"
 #include "delivery_status.hpp"
 #include "smtp_client.hpp"
-#include "token_cache.hpp"
+#include "token_provider.hpp"
 
 namespace o365 {
-
-// Where tokens come from. Throws Error (temporary or configuration).
-class TokenProvider {
-  public:
-    virtual ~TokenProvider() = default;
-    virtual AccessToken get(const Account& account) = 0;
-    virtual AccessToken refresh(const Account& account, const std::string& rejected) = 0;
-};
-
-class CacheTokenProvider : public TokenProvider {
-  public:
-    explicit CacheTokenProvider(TokenCache& cache) : cache_(cache) {}
-    AccessToken get(const Account& a) override { return cache_.get(a); }
-    AccessToken refresh(const Account& a, const std::string& rejected) override {
-        return cache_.refresh(a, rejected);
-    }
-
-  private:
-    TokenCache& cache_;
-};
 
 struct DeliveryReport {
     Outcome outcome;
@@ -87,8 +77,14 @@ struct DeliveryReport {
 std::optional<std::string> rewrite_null_sender_from(const Resolver& resolver,
                                                     const Account& account, std::string_view value);
 
-// Runs one delivery: resolves the account, spools `message_fd`, gets the token,
-// sends. Never throws: every failure is in the report's outcome.
+// Whether pipe(8)'s ${nexthop} names an account (o365:ACCOUNT in the sender
+// map) rather than being Postfix's default next hop: not empty, not a
+// "[host]" or "host:port" form, and not the domain of one of the recipients
+// (what Postfix passes for a plain `o365:` route). Case-insensitive.
+bool nexthop_names_account(std::string_view nexthop, const std::vector<std::string>& recipients);
+
+// Runs one delivery: checks the envelope, resolves the account, spools
+// `message_fd`, gets the token, sends. Never throws: every failure is in the report's outcome.
 DeliveryReport deliver(const Config& config, const Resolver& resolver, TokenProvider& tokens,
                        const TransportArgs& args, int message_fd);
 

@@ -1,16 +1,20 @@
-// o365relay-transport: Postfix pipe(8) delivery agent (DESIGN.md section 4).
+// o365relay-transport: Postfix pipe(8) delivery agent (docs/design.md section
+// "Transport command line").
 //
 // Contract: prints EXACTLY ONE line on stdout (an enhanced status code, then
 // the reason or the server's reply) and exits with the sysexits status that
 // agrees with it (0, 75, 65, 67, 69); nothing else ever goes to stdout, and
 // nothing goes to stderr unless `log = stderr` is configured (pipe(8) would put
 // it in the DSN). Every exception is caught; a usage or configuration error
-// defers (4.3.5). Until the configuration is loaded, log lines go to syslog.
+// (including a file without any account: a directory or an empty file as -c)
+// defers (4.3.5) and says what to fix. Until the configuration is loaded, log
+// lines go to syslog.
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,27 +42,55 @@ int finish(const o365::Outcome& o) {
     return o.exit_status;
 }
 
-int run(int argc, char** argv) {
+// A configuration problem: Postfix must defer (4.3.5), never bounce, and the
+// reason says what to fix. Logged to syslog or the configured log.
+int config_failure(const o365::TransportArgs& ta, o365::Cause cause, const std::string& what) {
     using namespace o365;
-    std::vector<std::string> args(argv, argv + argc);
-    TransportArgs ta;
-    try {
-        ta = parse_transport_args(args);
-    } catch (const UsageError& e) {
-        Outcome o = decide(local_failure(Cause::usage, Stage::none, e.what()));
-        log_error(o.status_line);
-        return finish(o);
-    }
+    Outcome o = decide(local_failure(cause, Stage::none, what));
+    log_error((ta.queue_id.empty() ? "NOQUEUE" : ta.queue_id) + ": " + o.status_line);
+    return finish(o);
+}
+
+// The configuration the delivery needs, or nullptr after config_failure().
+std::shared_ptr<const o365::Config> load_usable_config(const o365::TransportArgs& ta, int& status) {
+    using namespace o365;
     std::shared_ptr<const Config> config;
     try {
         config = load_config(ta.config_path);
     } catch (const std::exception& e) {
-        Outcome o = decide(local_failure(Cause::config, Stage::none,
-                                         std::string("configuration error: ") + e.what()));
-        log_error((ta.queue_id.empty() ? "NOQUEUE" : ta.queue_id) + ": " + o.status_line);
-        return finish(o);
+        status = config_failure(ta, Cause::config,
+                                std::string("configuration error: ") + e.what() +
+                                    "; fix the file named by -c in master.cf (check it with "
+                                    "o365relayctl check)");
+        return nullptr;
     }
+    if (config->accounts.empty()) {
+        // A directory or an empty file given as -c reads as no account at all.
+        status = config_failure(ta, Cause::config,
+                                "configuration error: " + ta.config_path +
+                                    " has no [account NAME] section, so o365relay relays "
+                                    "nothing; fix -c in master.cf or the file");
+        return nullptr;
+    }
+    return config;
+}
+
+int run(int argc, char** argv) {
+    using namespace o365;
+    // 1. The command line.
+    TransportArgs ta;
+    try {
+        ta = parse_transport_args(std::vector<std::string>(argv, argv + argc));
+    } catch (const UsageError& e) {
+        return config_failure(ta, Cause::usage,
+                              std::string(e.what()) + "; fix the o365 entry's argv in master.cf");
+    }
+    // 2. The configuration.
+    int status = kExTempFail;
+    std::shared_ptr<const Config> config = load_usable_config(ta, status);
+    if (!config) return status;
     log_init(config->relay.log, config->relay.log_level, kIdent);
+    // 3. The delivery.
     Resolver resolver(config);
     TokenCache cache(config->relay.state_dir, std::make_shared<EntraClient>());
     CacheTokenProvider tokens(cache);

@@ -40,6 +40,12 @@ const ReplyRow kReplyRows[] = {
     {Stage::rcpt_to, "550 5.1.8 Access denied, bad outbound sender", 75, "4.1.8"},
     {Stage::end_of_data, "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception", 75, "4.2.0"},
     {Stage::rcpt_to, "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException", 75, "4.2.0"},
+    // the SENDING mailbox (its Sent Items) is over its storage quota: the account's problem
+    {Stage::end_of_data, "554 5.2.2 mailbox full; STOREDRV.Submission.Exception:QuotaExceededException.MapiExceptionQuotaExceeded; Failed to process message due to a permanent exception", 75, "4.2.2"},
+    {Stage::mail_from, "554 5.2.2 mailbox full; STOREDRV.Submission.Exception:QuotaExceededException", 75, "4.2.2"},
+    {Stage::data, "554 5.2.2 STOREDRV.Submission.Exception:QuotaExceededException", 75, "4.2.2"},
+    // a RECIPIENT's mailbox full is that recipient's problem: still permanent
+    {Stage::rcpt_to, "550 5.2.2 mailbox full", 69, "5.2.2"},
     {Stage::greeting, "432 4.3.2 Concurrent connections limit exceeded. Visit https://aka.ms/concurrent_sending for more information.", 75, "4.3.2"},
     {Stage::auth, "432 4.3.2 Concurrent connections limit exceeded", 75, "4.3.2"},
     {Stage::mail_from, "530 5.7.57 Client not authenticated to send mail. Error: 535 5.7.3 Authentication unsuccessful", 75, "4.7.57"},
@@ -148,6 +154,9 @@ BOOST_AUTO_TEST_CASE(local_failures) {
         {Cause::account_mismatch, Stage::none, ErrorClass::configuration, 75, "4.3.5"},
         {Cause::no_account, Stage::none, ErrorClass::permanent, 69, "5.7.1"},
         {Cause::null_sender_refused, Stage::none, ErrorClass::permanent, 69, "5.7.1"},
+        // an envelope address no server accepts: retrying cannot help
+        {Cause::invalid_sender, Stage::none, ErrorClass::permanent, 69, "5.1.7"},
+        {Cause::invalid_recipient, Stage::none, ErrorClass::permanent, 67, "5.1.3"},
     };
     for (const Row& row : rows) {
         BOOST_TEST_CONTEXT("cause " << static_cast<int>(row.cause)) {
@@ -162,6 +171,18 @@ BOOST_AUTO_TEST_CASE(local_failures) {
             BOOST_TEST(o.status_line == std::string(row.dsn) + " the reason with a newline");
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(invalid_recipient_among_valid_ones_defers) {
+    // One exit status covers every recipient of the delivery: bouncing would
+    // bounce the valid ones too (all-or-nothing, like a RCPT refusal).
+    Failure f = local_failure(Cause::invalid_recipient, Stage::none,
+                              "recipient <x> is not a valid address: it has no '@' and domain");
+    f.others_accepted = true;
+    Outcome o = decide(f);
+    BOOST_TEST(o.exit_status == kExTempFail);
+    BOOST_TEST(o.dsn() == "4.1.3");
+    BOOST_TEST(o.status_line.find("o365_destination_recipient_limit = 1") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(status_line_shape) {

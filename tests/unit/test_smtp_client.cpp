@@ -1,4 +1,5 @@
-// Unit tests of common/smtp_client against a scripted in-process SMTP server
+// Unit tests of common/smtp_client (and common/smtp_session: the one refresh
+// after a 535) against a scripted in-process SMTP server
 // (one thread, blocking sockets, OpenSSL server side with the test CA of
 // tests/fakes/make_test_ca.sh made at test time). Each test states what the
 // server sends and checks what the client sent and what it reports.
@@ -23,6 +24,7 @@
 #include "delivery_status.hpp"
 #include "log.hpp"
 #include "smtp_client.hpp"
+#include "smtp_session.hpp"
 
 using namespace o365;
 namespace fs = std::filesystem;
@@ -177,6 +179,8 @@ class ScriptServer {
         lfd_ = -1;
     }
     int port() const { return port_; }
+    // For a script that accepts further connections itself.
+    int listen_fd() const { return lfd_; }
     // Every line the client sent (after join()).
     std::vector<std::string> lines() {
         join();
@@ -687,6 +691,188 @@ BOOST_AUTO_TEST_CASE(smtputf8_when_an_address_needs_it) {
     srv.join();
     BOOST_TEST(r.delivered());
     BOOST_TEST(mail_line == "MAIL FROM:<a@contoso.com> SMTPUTF8");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// --- smtp_session: connect .. AUTH with one forced token refresh after a 535 ---
+
+namespace {
+
+const std::string kToken2 = "tok.en-second_0123456789abcdefghijklmnopqrstuvwxyz";
+
+std::string blob_of(const std::string& token) {
+    return base64_encode("user=" + kUser + "\x01" + "auth=Bearer " + token + "\x01\x01");
+}
+
+// Accepts connections one after another; `auth_replies[i]` answers the AUTH of
+// connection i (the token it carried is recorded). Stops after the replies.
+class AuthServer {
+  public:
+    explicit AuthServer(std::vector<std::string> auth_replies)
+        : srv_([this, replies = std::move(auth_replies)](Peer& first) {
+              serve(first, replies[0]);
+              for (std::size_t i = 1; i < replies.size(); ++i) {
+                  int fd = ::accept(lfd(), nullptr, nullptr);
+                  if (fd < 0) return;
+                  Peer p(fd);
+                  serve(p, replies[i]);
+              }
+          }) {}
+    int port() const { return srv_.port(); }
+    // The XOAUTH2 tokens received, per connection (after the server is done).
+    std::vector<std::string> tokens() {
+        srv_.join();
+        std::lock_guard lk(mu_);
+        return tokens_;
+    }
+
+  private:
+    int lfd() const { return srv_.listen_fd(); }
+    void serve(Peer& p, const std::string& auth_reply) {
+        p.send("220 smtp.office365.test Microsoft ESMTP MAIL Service ready\r\n");
+        if (!p.line()) return;
+        p.send(kEhloPlain);
+        if (p.line() != "STARTTLS") return;
+        p.send("220 2.0.0 SMTP server ready\r\n");
+        if (!p.starttls((ca_dir() / "server.crt").string(), (ca_dir() / "server.key").string()))
+            return;
+        if (!p.line()) return;
+        p.send(kEhloTls);
+        if (p.line() != "AUTH XOAUTH2") return;
+        p.send("334 \r\n");
+        std::string blob = p.line().value_or("");
+        {
+            std::lock_guard lk(mu_);
+            tokens_.push_back(blob == blob_of(kToken)    ? "token1"
+                              : blob == blob_of(kToken2) ? "token2"
+                                                         : "other");
+        }
+        p.send(auth_reply + "\r\n");
+        serve_quit(p);
+    }
+
+    std::mutex mu_;
+    std::vector<std::string> tokens_;
+    ScriptServer srv_;  // last: its thread uses the members above
+};
+
+// Records every call; refresh() returns kToken2 or throws `refresh_error`.
+class RecordingTokens : public TokenProvider {
+  public:
+    int gets = 0, refreshes = 0, rejects = 0;
+    std::string refreshed_rejected, rejected_token, reject_reason;
+    TokenDeadline refresh_deadline;
+    std::optional<Error> refresh_error;
+
+    AccessToken get(const Account&, TokenDeadline) override {
+        ++gets;
+        return AccessToken{kToken, 0};
+    }
+    AccessToken refresh(const Account&, const std::string& rejected,
+                        TokenDeadline deadline) override {
+        ++refreshes;
+        refreshed_rejected = rejected;
+        refresh_deadline = deadline;
+        if (refresh_error) throw *refresh_error;
+        return AccessToken{kToken2, 0};
+    }
+    void reject(const Account&, const std::string& token,
+                const std::string& reason) noexcept override {
+        ++rejects;
+        rejected_token = token;
+        reject_reason = reason;
+    }
+};
+
+Account test_account() {
+    Account a;
+    a.name = "noreply";
+    a.mailbox = kUser;
+    return a;
+}
+
+const char* k535 = "535 5.7.3 Authentication unsuccessful [SN4PR0501CA0049.namprd05.prod]";
+const char* k235 = "235 2.7.0 Authentication successful";
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(smtp_session)
+
+BOOST_AUTO_TEST_CASE(revoked_token_one_refresh_one_new_connection) {
+    AuthServer srv({k535, k235});
+    RecordingTokens tokens;
+    auto deadline = in(30);
+    int refreshing = 0;
+    SessionEvents ev;
+    ev.refreshing = [&](const SmtpReply& r) {
+        ++refreshing;
+        BOOST_TEST(r.code == 535);
+    };
+    SmtpSession s = open_smtp_session(settings(srv.port()), deadline, test_account(),
+                                      AccessToken{kToken, 0}, tokens, ev);
+    BOOST_TEST(!s.failure);
+    s.client->quit();
+    BOOST_TEST((srv.tokens() == std::vector<std::string>{"token1", "token2"}));
+    BOOST_TEST(s.token_refreshed);
+    BOOST_TEST(s.token.value == kToken2);
+    BOOST_TEST(refreshing == 1);
+    BOOST_TEST(tokens.gets == 0);
+    BOOST_TEST(tokens.refreshes == 1);
+    BOOST_TEST(tokens.refreshed_rejected == kToken);
+    BOOST_TEST((tokens.refresh_deadline == deadline));  // the caller's deadline is passed on
+    BOOST_TEST(tokens.rejects == 0);
+}
+
+BOOST_AUTO_TEST_CASE(persistent_535_defers_and_the_cache_is_told) {
+    AuthServer srv({k535, k535});
+    RecordingTokens tokens;
+    SmtpSession s = open_smtp_session(settings(srv.port()), in(30), test_account(),
+                                      AccessToken{kToken, 0}, tokens);
+    s.client->quit();
+    BOOST_TEST(srv.tokens().size() == 2u);  // one retry only
+    BOOST_REQUIRE(s.failure);
+    BOOST_TEST(s.failure->after_refresh);
+    BOOST_TEST(tokens.refreshes == 1);
+    BOOST_TEST(tokens.rejects == 1);
+    BOOST_TEST(tokens.rejected_token == kToken2);  // the fresh token, not the first
+    BOOST_TEST(tokens.reject_reason.find("535 5.7.3") != std::string::npos, tokens.reject_reason);
+    BOOST_TEST(tokens.reject_reason.find(kToken2) == std::string::npos);
+    Outcome o = decide(*s.failure);
+    BOOST_TEST(o.dsn() == "4.7.3");
+    BOOST_TEST(o.status_line.find("again after a forced token refresh") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(smtp_auth_disabled_is_not_retried) {
+    AuthServer srv(
+        {"535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is "
+         "disabled for the Tenant."});
+    RecordingTokens tokens;
+    SmtpSession s = open_smtp_session(settings(srv.port()), in(30), test_account(),
+                                      AccessToken{kToken, 0}, tokens);
+    s.client->quit();
+    BOOST_TEST(srv.tokens().size() == 1u);
+    BOOST_REQUIRE(s.failure);
+    BOOST_TEST(!s.token_refreshed);
+    BOOST_TEST(tokens.refreshes == 0);
+    BOOST_TEST(tokens.rejects == 0);
+    BOOST_TEST(decide(*s.failure).dsn() == "4.7.139");
+}
+
+BOOST_AUTO_TEST_CASE(no_new_token_is_a_token_failure_of_its_class) {
+    AuthServer srv({k535});
+    RecordingTokens tokens;
+    tokens.refresh_error = Error(ErrorClass::configuration, "invalid_client: AADSTS7000215");
+    SmtpSession s = open_smtp_session(settings(srv.port()), in(30), test_account(),
+                                      AccessToken{kToken, 0}, tokens);
+    BOOST_TEST(srv.tokens().size() == 1u);
+    BOOST_REQUIRE(s.failure);
+    BOOST_TEST((s.failure->cause == Cause::token));
+    BOOST_TEST((s.failure->error_class == ErrorClass::configuration));
+    BOOST_TEST(s.failure->detail.find("535 5.7.3") != std::string::npos, s.failure->detail);
+    BOOST_TEST(s.failure->detail.find("AADSTS7000215") != std::string::npos);
+    BOOST_TEST(tokens.rejects == 0);
+    BOOST_TEST(decide(*s.failure).dsn() == "4.7.0");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -55,15 +55,11 @@ BOOST_AUTO_TEST_CASE(usage_errors) {
         {{"-x", "1", "-f", "a@b.c", "--", "x@y.z"}, "unknown option"},
         {{"-f"}, "needs a value"},
         {{"stray", "-f", "a@b.c", "--", "x@y.z"}, "unexpected argument"},
-        {{"-f", "a@b.c", "--", "x@y.z\r\nRCPT TO:<evil@x>"}, "control character in recipient"},
-        {{"-f", "a@b.c", "--", "x@y.z\n"}, "control character"},
-        {{"-f", std::string("a@b.c\0", 6), "--", "x@y.z"}, "control character in the value of -f"},
-        {{"-f", "a@b.c\r", "--", "x@y.z"}, "control character"},
         {{"-f", "a@b.c", "-q", "Q\n", "--", "x@y.z"}, "control character in the value of -q"},
         {{"-f", "a@b.c", "-n", "acc\t", "--", "x@y.z"}, "control character"},
-        {{"-f", "not an address", "--", "x@y.z"}, "sender"},
-        {{"-f", "a@b.c", "--", "nobody"}, "is not an address"},
         {{"-c", "", "-f", "a@b.c", "--", "x@y.z"}, "empty -c"},
+        // Invalid sender or recipient addresses are not usage errors: they
+        // bounce (transport/envelope.hpp, tests/unit/test_transport_delivery.cpp).
     };
     for (const Row& r : rows) {
         BOOST_TEST_CONTEXT(r.expect) {
