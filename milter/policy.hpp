@@ -103,12 +103,18 @@ class Policy {
     RateLimiter& limiter() const { return *limiter_; }
     const HealthProbe& health() const { return health_; }
     RateLimiter::Limits limits() const;
+    // The headers this relay adds (tag header, every account's add_header):
+    // client copies are deleted from every message.
+    const std::vector<std::string>& managed_headers() const { return managed_headers_; }
 
   private:
+    static std::vector<std::string> managed_header_names(const Config& c);
+
     std::shared_ptr<const Config> config_;
     Resolver resolver_;
     std::shared_ptr<RateLimiter> limiter_;
     HealthProbe health_;
+    std::vector<std::string> managed_headers_;
 };
 
 class Transaction {
@@ -148,8 +154,9 @@ class Transaction {
     // The 451 4.7.1 tempfail for an account over messages_per_minute or recipients_per_day.
     Decision rate_limited(RateLimiter::Verdict v) const;
     std::optional<Decision> domain_verdict(const std::string& rcpt) const;
-    std::optional<Decision> alignment_verdict(const Account& acc);
+    std::optional<Decision> alignment_verdict(const Account& acc) const;
     void add_tag_edits(const Account* acc, Decision& d) const;
+    void add_null_sender_edits(const Account& acc, Decision& d) const;
 
     std::shared_ptr<const Policy> policy_;
     ConnectionFacts conn_;
