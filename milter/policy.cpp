@@ -258,7 +258,7 @@ Decision Transaction::on_body(std::size_t bytes) {
 std::optional<Decision> Transaction::alignment_verdict(const Account& acc) const {
     const Resolver& resolver = policy_->resolver();
     for (const auto& [field, values] :
-         {std::pair{"From", &from_values_}, {"Sender", &sender_values_}})
+         {std::pair{"From", &from_values_}, std::pair{"Sender", &sender_values_}})
         for (const std::string& v : *values)
             if (auto why = alignment_refusal(resolver, acc, field, v))
                 return make(Action::reject, "550", "5.7.1", *why, "require_from_alignment");

@@ -55,7 +55,7 @@ std::vector<std::string> froms(const Headers& headers) {
 }
 
 // Applies milter edits as the MTA does: index counts the headers of that name.
-void apply(Headers& headers, const std::vector<HeaderEdit>& edits) {
+void apply_edits(Headers& headers, const std::vector<HeaderEdit>& edits) {
     for (const HeaderEdit& e : edits) {
         if (e.kind == HeaderEdit::Kind::add) {
             headers.emplace_back(e.name, e.value);
@@ -90,7 +90,7 @@ std::vector<std::string> milter_froms(const std::shared_ptr<const Config>& cfg,
     Decision d = t.on_eom();
     BOOST_TEST((d.action == Action::accept), d.reply());
     BOOST_TEST(d.new_sender.value_or("") == "<noreply@contoso.com>");
-    apply(headers, d.edits);
+    apply_edits(headers, d.edits);
     return froms(headers);
 }
 
@@ -231,7 +231,8 @@ BOOST_AUTO_TEST_CASE(null_sender_account_rule) {
     };
     for (const Row& r : rows) {
         BOOST_TEST_CONTEXT(r.policy) {
-            NullSenderAccount ns = null_sender_account(*make_config(r.policy));
+            auto cfg = make_config(r.policy);  // ns.account points into it
+            NullSenderAccount ns = null_sender_account(*cfg);
             BOOST_TEST(static_cast<bool>(ns) == (r.account != nullptr));
             if (r.account) {
                 BOOST_TEST(ns.account->name == r.account);
