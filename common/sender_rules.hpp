@@ -1,7 +1,7 @@
 // sender_rules: the rules about who a message is from, in one place for the
 // milter (milter/policy.cpp) and the transport, so that both always give the
-// same answer (docs/design.md section "Null sender" and [policy]
-// require_from_alignment):
+// same answer (docs/design.md sections "Config file" ([policy]
+// null_sender, require_from_alignment) and "Transport command line"):
 //   (a) null_sender_account: which account sends mail with the null sender <>,
 //       or why such mail is refused;
 //   (b) null_sender_from: the new header From of a null-sender message;
