@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace o365 {
 
@@ -38,6 +39,31 @@ std::optional<Address> parse_address(std::string_view s);
 // Returns the bare address text (not validated) or nullopt when none is found.
 // With several mailboxes (a group or a list) returns the first one.
 std::optional<std::string> header_address(std::string_view value);
+
+// One mailbox of an RFC 5322 address list (From, Sender, To, ...).
+struct HeaderMailbox {
+    std::string address;  // the addr-spec, comments and folding white space removed; not validated
+    std::string display;  // the display name as written (quotes, encoded words, comments kept)
+    std::string comment;  // the text of its first comment ("addr (Comment)"), "" when none
+};
+
+// Every mailbox of an RFC 5322 address list, in order: name-addr and addr-spec
+// forms, groups ("Team: a@x, b@y;" gives a@x and b@y; an empty group gives
+// nothing), quoted strings and comments that contain ',', '@', '<' or ':',
+// domain literals, and the obsolete forms (empty list elements, a route
+// "<@relay:a@x>", white space around '.' and '@'). Never drops text that
+// could name a mailbox: a malformed element (an unterminated quote, comment or
+// angle address) is returned as written, so that a caller's check of the
+// address refuses it rather than missing it. Pure, thread-safe.
+std::vector<HeaderMailbox> header_mailboxes(std::string_view value);
+
+// The addresses of header_mailboxes(value).
+std::vector<std::string> header_addresses(std::string_view value);
+
+// The text of the first comment of a header value outside quoted strings ("",
+// when there is none): "MAILER-DAEMON@x (Mail Delivery System)" gives
+// "Mail Delivery System".
+std::string header_comment(std::string_view value);
 
 // The display name part of a header From value ("" when there is none), kept as
 // written (quotes and encoded words included).

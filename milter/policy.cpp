@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "address.hpp"
+#include "sender_rules.hpp"
 
 namespace o365 {
 
@@ -30,7 +31,22 @@ Policy::Policy(std::shared_ptr<const Config> config, std::shared_ptr<RateLimiter
     : config_(std::move(config)),
       resolver_(config_),
       limiter_(limiter ? std::move(limiter) : std::make_shared<RateLimiter>()),
-      health_(std::move(health)) {}
+      health_(std::move(health)),
+      managed_headers_(managed_header_names(*config_)) {}
+
+std::vector<std::string> Policy::managed_header_names(const Config& c) {
+    std::vector<std::string> names;
+    auto add = [&names](const std::string& name) {
+        for (const std::string& n : names)
+            if (lower_ascii(n) == lower_ascii(name)) return;
+        names.push_back(name);
+    };
+    add(c.milter.tag_header);
+    for (const Account& a : c.accounts)
+        for (const auto& [name, value] : a.headers)
+            add(name);
+    return names;
+}
 
 RateLimiter::Limits Policy::limits() const {
     return {config_->policy.messages_per_minute, config_->policy.recipients_per_day};
@@ -82,10 +98,6 @@ bool domain_listed(const std::vector<std::string>& list, const std::string& doma
     return false;
 }
 
-std::string quoted(std::string_view s) {
-    return "<" + std::string(s) + ">";
-}
-
 }  // namespace
 
 Transaction::Transaction(std::shared_ptr<const Policy> policy, ConnectionFacts conn)
@@ -129,16 +141,9 @@ Decision Transaction::on_mail(std::string_view sender_arg, const std::vector<std
 
     if (sender_.empty()) {
         null_sender_ = true;
-        if (p.null_sender == NullSender::reject)
-            return finish(make(Action::reject, "550", "5.7.1",
-                               "null sender <> is not allowed to send through this relay",
-                               "null_sender"));
-        acc_ = p.null_sender_account.empty() ? nullptr : cfg.find_account(p.null_sender_account);
-        if (!acc_)
-            return finish(make(Action::reject, "550", "5.7.1",
-                               "null sender <> is not allowed to send through this relay: no "
-                               "null_sender_account is configured",
-                               "null_sender"));
+        NullSenderAccount ns = null_sender_account(cfg);
+        if (!ns) return finish(make(Action::reject, "550", "5.7.1", ns.refusal, "null_sender"));
+        acc_ = ns.account;
         account_ = acc_->name;
     } else {
         acc_ = policy_->resolver().resolve(sender_);
@@ -250,50 +255,47 @@ Decision Transaction::on_body(std::size_t bytes) {
     return make(Action::continue_, "", "", "", "");
 }
 
-std::optional<Decision> Transaction::alignment_verdict(const Account& acc) {
-    auto check = [&](const char* hname,
-                     const std::vector<std::string>& values) -> std::optional<Decision> {
-        for (const std::string& v : values) {
-            auto addr = header_address(v);
-            std::string shown = addr ? *addr : v;
-            if (!addr || !policy_->resolver().may_send_as(acc, *addr))
-                return make(Action::reject, "550", "5.7.1",
-                            std::string("header ") + hname + " " + shown +
-                                " is not an address account " + acc.name + " may send as",
-                            "require_from_alignment");
-        }
-        return std::nullopt;
-    };
-    if (auto d = check("From", from_values_)) return d;
-    return check("Sender", sender_values_);
+std::optional<Decision> Transaction::alignment_verdict(const Account& acc) const {
+    const Resolver& resolver = policy_->resolver();
+    for (const auto& [field, values] :
+         {std::pair{"From", &from_values_}, std::pair{"Sender", &sender_values_}})
+        for (const std::string& v : *values)
+            if (auto why = alignment_refusal(resolver, acc, field, v))
+                return make(Action::reject, "550", "5.7.1", *why, "require_from_alignment");
+    return std::nullopt;
 }
 
 void Transaction::add_tag_edits(const Account* acc, Decision& d) const {
-    const std::string& tag = policy_->config().milter.tag_header;
-    // Delete every client copy, last first, so that indexes stay valid whether
-    // or not the MTA renumbers after a deletion.
-    auto remove_all = [&](const std::string& name) {
+    // 1. Delete every client copy of a header this relay adds (the tag header and
+    //    any account's add_header), last first, so that indexes stay valid
+    //    whether or not the MTA renumbers after a deletion.
+    for (const std::string& name : policy_->managed_headers()) {
         auto it = header_counts_.find(lower_ascii(name));
-        if (it == header_counts_.end()) return;
+        if (it == header_counts_.end()) continue;
         for (int i = it->second; i >= 1; --i)
             d.edits.push_back({HeaderEdit::Kind::remove, name, i, ""});
-    };
-    remove_all(tag);
-    if (!acc) return;
-    std::vector<std::string> removed{lower_ascii(tag)};
-    for (const auto& [name, value] : acc->headers) {
-        std::string l = lower_ascii(name);
-        bool seen = false;
-        for (const auto& r : removed)
-            seen = seen || r == l;
-        if (!seen) {
-            remove_all(name);
-            removed.push_back(l);
-        }
     }
-    d.edits.push_back({HeaderEdit::Kind::add, tag, 0, acc->name});
+    if (!acc) return;
+    // 2. Add the tag header and the account's own static headers.
+    d.edits.push_back({HeaderEdit::Kind::add, policy_->config().milter.tag_header, 0, acc->name});
     for (const auto& [name, value] : acc->headers)
         d.edits.push_back({HeaderEdit::Kind::add, name, 0, value});
+}
+
+void Transaction::add_null_sender_edits(const Account& acc, Decision& d) const {
+    // The envelope sender becomes the account's mailbox, and each header From
+    // it may not send as becomes that mailbox (the rule the transport applies
+    // to Postfix's own bounces), because Exchange checks From for Send As.
+    d.new_sender = "<" + acc.mailbox + ">";
+    const Resolver& resolver = policy_->resolver();
+    if (from_values_.empty()) {
+        d.edits.push_back(
+            {HeaderEdit::Kind::add, "From", 0, null_sender_from(resolver, acc, "").value_or("")});
+        return;
+    }
+    for (std::size_t i = 0; i < from_values_.size(); ++i)
+        if (auto v = null_sender_from(resolver, acc, from_values_[i]))
+            d.edits.push_back({HeaderEdit::Kind::change, "From", static_cast<int>(i + 1), *v});
 }
 
 Decision Transaction::on_eom() {
@@ -313,27 +315,7 @@ Decision Transaction::on_eom() {
 
     Decision ok = make(Action::accept, "", "", "", "");
     if (acc_ && null_sender_) {
-        // The envelope sender becomes the account's mailbox; a header From it may
-        // not send as becomes the mailbox too (display name kept), because
-        // Exchange checks From for Send As.
-        ok.new_sender = "<" + acc_->mailbox + ">";
-        bool aligned = !from_values_.empty();
-        for (const std::string& v : from_values_) {
-            auto a = header_address(v);
-            aligned = aligned && a && policy_->resolver().may_send_as(*acc_, *a);
-        }
-        if (!aligned) {
-            if (from_values_.empty()) {
-                ok.edits.push_back({HeaderEdit::Kind::add, "From", 0, quoted(acc_->mailbox)});
-            } else {
-                std::string display = header_display_name(from_values_.front());
-                std::string value =
-                    display.empty() ? quoted(acc_->mailbox) : display + " " + quoted(acc_->mailbox);
-                for (int i = static_cast<int>(from_values_.size()); i >= 2; --i)
-                    ok.edits.push_back({HeaderEdit::Kind::remove, "From", i, ""});
-                ok.edits.push_back({HeaderEdit::Kind::change, "From", 1, value});
-            }
-        }
+        add_null_sender_edits(*acc_, ok);
     } else if (acc_ && p.require_from_alignment) {
         if (auto d = alignment_verdict(*acc_)) return finish(*d);
     }

@@ -1,7 +1,7 @@
-// policy: the milter's rules ([policy] and [account] of DESIGN.md section 3) as a
-// plain class with no libmilter types. The glue feeds it the envelope, the
-// macros and the relevant headers stage by stage and turns each Decision into a
-// milter reply.
+// policy: the milter's rules ([policy] and [account] of docs/design.md section
+// "Config file") as a plain class with no libmilter types. The glue feeds it
+// the envelope, the macros and the relevant headers stage by stage and turns
+// each Decision into a milter reply.
 //
 // Contract:
 // - Policy is immutable (config + resolver + shared rate limiter + health probe);
@@ -13,17 +13,26 @@
 //   transaction is done and later calls return the same verdict without work.
 //   Only on_rcpt refuses a single recipient (the message goes on without it).
 //   Header edits and the envelope sender change come only from on_eom.
-// - Rules, in order: null sender (<>: rewrite to the null_sender_account's
-//   mailbox, or reject); unknown sender (reject 550 5.7.1 / tempfail 451 4.7.1 /
-//   accept); SIZE= over max_message_size (552 5.3.4); account health (451 4.7.0
-//   when the token cache records that Entra refuses the account's credentials);
+// - Rules, in order: null sender (<>: the null_sender_account sends it, or
+//   reject; common/sender_rules.hpp, the transport's rule too); unknown sender
+//   (reject 550 5.7.1 / tempfail 451 4.7.1 / accept); SIZE= over
+//   max_message_size (552 5.3.4); account health (451 4.7.0 when the token
+//   cache records that Entra refuses the account's credentials);
 //   messages_per_minute already reached (451 4.7.1). Per recipient: blocked /
 //   not allowed domain (550 5.7.1); beyond max_recipients (452 4.5.3: the SMTP
 //   client sends the rest in a later transaction); recipients_per_day would be
 //   exceeded (451 4.7.1). At end of message: counted size over max_message_size
-//   (552 5.3.4); header From (each one) and Sender must be addresses the account
-//   may send as when require_from_alignment (550 5.7.1); then the rate counters
-//   are checked and recorded atomically (451 4.7.1 when exceeded).
+//   (552 5.3.4); with require_from_alignment, EVERY address of every From and
+//   Sender header must be one the account may send as (550 5.7.1 naming the
+//   first that is not; Exchange would bounce it later with 5.2.252
+//   SendAsDenied); then the rate counters are checked and recorded atomically
+//   (451 4.7.1 when exceeded). A null-sender message instead gets the
+//   account's mailbox as envelope sender, and each From the account may not
+//   send as becomes that mailbox (sender_rules.hpp null_sender_from; a missing
+//   From is added).
+// - Headers this relay adds (the tag header and the add_header of EVERY
+//   account) are deleted from the client's message, whatever its account; the
+//   tag header and the account's own add_header are then added.
 // - Rules that need an account (alignment, rates, health, tag header) do not
 //   apply when unknown_sender = accept let an unknown sender through; the
 //   recipient and size rules apply to all mail.
@@ -103,12 +112,18 @@ class Policy {
     RateLimiter& limiter() const { return *limiter_; }
     const HealthProbe& health() const { return health_; }
     RateLimiter::Limits limits() const;
+    // The headers this relay adds (tag header, every account's add_header):
+    // client copies are deleted from every message.
+    const std::vector<std::string>& managed_headers() const { return managed_headers_; }
 
   private:
+    static std::vector<std::string> managed_header_names(const Config& c);
+
     std::shared_ptr<const Config> config_;
     Resolver resolver_;
     std::shared_ptr<RateLimiter> limiter_;
     HealthProbe health_;
+    std::vector<std::string> managed_headers_;
 };
 
 class Transaction {
@@ -148,8 +163,9 @@ class Transaction {
     // The 451 4.7.1 tempfail for an account over messages_per_minute or recipients_per_day.
     Decision rate_limited(RateLimiter::Verdict v) const;
     std::optional<Decision> domain_verdict(const std::string& rcpt) const;
-    std::optional<Decision> alignment_verdict(const Account& acc);
+    std::optional<Decision> alignment_verdict(const Account& acc) const;
     void add_tag_edits(const Account* acc, Decision& d) const;
+    void add_null_sender_edits(const Account& acc, Decision& d) const;
 
     std::shared_ptr<const Policy> policy_;
     ConnectionFacts conn_;

@@ -103,6 +103,48 @@ if mt.eom_check(conn, MT_HDRADD) then error("no edits on a rejected message") en
 mt.disconnect(conn)
 """, "Q4FROM", ["rule=require_from_alignment"])
 
+        scenario(m, "From with two addresses, the second foreign, rejected at end of message", r"""
+conn = open_conn(true)
+mail(conn, "<noreply@contoso.com>")
+rcpt(conn, "<bob@example.org>")
+header(conn, "From", "noreply@contoso.com, ceo@victim.example")
+eom(conn)
+expect(conn, SMFIR_REPLYCODE, "eom")
+if not mt.eom_check(conn, MT_SMTPREPLY, "550", "5.7.1",
+    "header From ceo@victim.example is not an address account noreply may send as") then
+  error("wrong reply text") end
+mt.disconnect(conn)
+""", "Q4bTWOFROM", ["rule=require_from_alignment", "ceo@victim.example"])
+
+        scenario(m, "Sender with a foreign address rejected at end of message", r"""
+conn = open_conn(true)
+mail(conn, "<noreply@contoso.com>")
+rcpt(conn, "<bob@example.org>")
+header(conn, "From", "noreply@contoso.com")
+header(conn, "Sender", "noreply@contoso.com, \"Boss\" <ceo@victim.example>")
+eom(conn)
+expect(conn, SMFIR_REPLYCODE, "eom")
+if not mt.eom_check(conn, MT_SMTPREPLY, "550", "5.7.1",
+    "header Sender ceo@victim.example is not an address account noreply may send as") then
+  error("wrong reply text") end
+mt.disconnect(conn)
+""", "Q4cSENDER", ["rule=require_from_alignment"])
+
+        scenario(m, "another account's add_header sent by a client is stripped", r"""
+conn = open_conn(true)
+mail(conn, "<noreply@contoso.com>")
+rcpt(conn, "<bob@example.org>")
+header(conn, "From", "noreply@contoso.com")
+header(conn, "X-Department", "forged")
+eom(conn)
+expect(conn, SMFIR_CONTINUE, "eom")
+if not mt.eom_check(conn, MT_HDRDELETE, "X-Department") then
+  error("client copy of another account's static header not deleted") end
+if mt.eom_check(conn, MT_HDRADD, "X-Department") then error("static header of another account") end
+if not mt.eom_check(conn, MT_HDRADD, "X-O365Relay-Account", "noreply") then error("tag") end
+mt.disconnect(conn)
+""", "Q4dFOREIGNHDR", ["account=noreply", "verdict=accept"])
+
         scenario(m, "too many recipients: the third gets 452, the message goes on", r"""
 conn = open_conn(true)
 mail(conn, "<noreply@contoso.com>")
@@ -208,6 +250,18 @@ if not mt.eom_check(conn, MT_HDRCHANGE, "From", "Mail Delivery System <alerts@co
 if not mt.eom_check(conn, MT_HDRADD, "X-O365Relay-Account", "alerts") then error("tag") end
 mt.disconnect(conn)
 """, "QNULL", ["from=<>, account=alerts", "rewritten_sender=<alerts@contoso.com>"])
+
+        scenario(m, "null sender: an old-style comment becomes the display name", r"""
+conn = open_conn(true)
+mail(conn, "<>")
+rcpt(conn, "<bob@example.org>")
+header(conn, "From", "MAILER-DAEMON@relay.example (Mail Delivery System)")
+eom(conn)
+expect(conn, SMFIR_CONTINUE, "eom")
+if not mt.eom_check(conn, MT_HDRCHANGE, "From", "\"Mail Delivery System\" <alerts@contoso.com>") then
+  error("From not rewritten with the comment as display name") end
+mt.disconnect(conn)
+""", "QNULLCOMMENT", ["from=<>, account=alerts"])
     finally:
         m.stop()
 

@@ -180,6 +180,25 @@ const std::vector<Case>& cases() {
              100},
          "eom", Action::reject, "550", "5.7.1", "require_from_alignment", "noreply",
          "header Sender ceo@contoso.com"},
+        {"From with two addresses, the second foreign", "",
+         simple("<noreply@contoso.com>", "noreply@contoso.com, ceo@victim.example"), "eom",
+         Action::reject, "550", "5.7.1", "require_from_alignment", "noreply",
+         "header From ceo@victim.example is not an address account noreply may send as"},
+        {"From group with a foreign member", "",
+         simple("<noreply@contoso.com>", "Team: noreply@contoso.com, ceo@victim.example;"), "eom",
+         Action::reject, "550", "5.7.1", "require_from_alignment", "noreply", "ceo@victim.example"},
+        {"From with two aligned addresses", "",
+         simple("<noreply@contoso.com>", "noreply@contoso.com, App <a@apps.contoso.com>"), "eom",
+         Action::accept, "", "", "", "noreply", ""},
+        {"Sender with a foreign second address", "",
+         Msg{"<noreply@contoso.com>",
+             {},
+             {"<bob@example.org>"},
+             {{"From", "noreply@contoso.com"},
+              {"Sender", "noreply@contoso.com, \"x\" <ceo@victim.example>"}},
+             100},
+         "eom", Action::reject, "550", "5.7.1", "require_from_alignment", "noreply",
+         "header Sender ceo@victim.example"},
         {"From of the other account", "", simple("<noreply@contoso.com>", "alerts@contoso.com"),
          "eom", Action::reject, "550", "5.7.1", "require_from_alignment", "noreply", ""},
         {"SIZE exactly at the limit", "max_message_size = 1000",
@@ -343,6 +362,32 @@ BOOST_AUTO_TEST_CASE(tag_header_forged_copies_deleted_and_static_headers) {
     BOOST_TEST(!d.new_sender.has_value());
 }
 
+BOOST_AUTO_TEST_CASE(static_headers_of_other_accounts_deleted) {
+    // alerts adds X-Department and X-Env: a client of noreply cannot send them.
+    Fixture f;
+    Transaction t = f.tx();
+    t.on_mail("<noreply@contoso.com>");
+    t.on_rcpt("<bob@example.org>");
+    t.on_header("From", "noreply@contoso.com");
+    t.on_header("X-Department", "forged");
+    t.on_header("x-env", "a");
+    t.on_header("X-Env", "b");
+    t.on_header("X-Other", "kept");
+    Decision d = t.on_eom();
+    BOOST_TEST((d.action == Action::accept));
+    using K = HeaderEdit::Kind;
+    std::vector<HeaderEdit> want = {
+        {K::remove, "X-Department", 1, ""},
+        {K::remove, "X-Env", 2, ""},
+        {K::remove, "X-Env", 1, ""},
+        {K::add, "X-O365Relay-Account", 0, "noreply"},
+    };
+    BOOST_TEST((d.edits == want));
+    BOOST_TEST(f.policy->managed_headers() ==
+                   (std::vector<std::string>{"X-O365Relay-Account", "X-Department", "X-Env"}),
+               boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(unknown_sender_accept_still_deletes_forged_tag) {
     Fixture f("unknown_sender = accept");
     Transaction t = f.tx();
@@ -369,12 +414,14 @@ BOOST_AUTO_TEST_CASE(null_sender_rewrite_changes_envelope_and_from) {
     BOOST_TEST(d.account == "alerts");
     BOOST_TEST(d.new_sender.value_or("") == "<alerts@contoso.com>");
     using K = HeaderEdit::Kind;
+    // Each From the account may not send as becomes its mailbox, display name
+    // kept: the transport's rule (common/sender_rules), header by header.
     std::vector<HeaderEdit> want = {
         {K::add, "X-O365Relay-Account", 0, "alerts"},
         {K::add, "X-Department", 0, "operations"},
         {K::add, "X-Env", 0, "prod"},
-        {K::remove, "From", 2, ""},
         {K::change, "From", 1, "Mail Delivery System <alerts@contoso.com>"},
+        {K::change, "From", 2, "<alerts@contoso.com>"},
     };
     BOOST_TEST((d.edits == want));
     // An aligned From is kept; a missing one is added.
