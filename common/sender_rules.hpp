@@ -45,8 +45,9 @@ NullSenderAccount null_sender_account(const Config& config);
 // written, else its comment ("MAILER-DAEMON@x (Mail Delivery System)") as a
 // quoted phrase (kept bare when it holds encoded words, which a quoted string
 // would stop from being decoded), else "<mailbox>". `value` may keep the
-// leading space of the field body. Same signature as the transport's former
-// rewrite_null_sender_from, for transport/message_stream.hpp's HeaderRewriter.
+// leading space of the field body. With an empty `value` it gives the From to
+// add to a message that has none. Used by the milter's policy and, through
+// transport/message_stream.hpp's HeaderRewriter, by the transport.
 std::optional<std::string> null_sender_from(const Resolver& resolver, const Account& account,
                                             std::string_view value);
 

@@ -261,8 +261,10 @@ class Daemon {
             o365::log_warning("chown " + path_ + ": " + std::strerror(errno));
     }
 
-    // SIGHUP: a new config replaces the old one atomically, or the old one stays.
+    // SIGHUP: the log file is reopened (logrotate), then a new config replaces
+    // the old one atomically, or the old one stays.
     void reload() {
+        o365::log_reopen();
         std::shared_ptr<const o365::Config> fresh;
         try {
             fresh = load_checked(options_.config_path);

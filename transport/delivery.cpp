@@ -8,6 +8,7 @@
 #include "envelope.hpp"
 #include "log.hpp"
 #include "message_stream.hpp"
+#include "sender_rules.hpp"
 #include "smtp_session.hpp"
 
 namespace o365 {
@@ -31,44 +32,7 @@ struct Fail {
     throw Fail{std::move(f)};
 }
 
-// The comment of an old-style From value: "addr (Comment)" -> "Comment".
-std::string comment_of(std::string_view v) {
-    std::size_t open = v.find('(');
-    std::size_t close = v.rfind(')');
-    if (open == std::string_view::npos || close == std::string_view::npos || close < open)
-        return "";
-    std::string c(v.substr(open + 1, close - open - 1));
-    while (!c.empty() && c.front() == ' ')
-        c.erase(c.begin());
-    while (!c.empty() && c.back() == ' ')
-        c.pop_back();
-    return c;
-}
-
-std::string quoted_phrase(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') out += '\\';
-        out += c;
-    }
-    return out + "\"";
-}
-
 }  // namespace
-
-std::optional<std::string> rewrite_null_sender_from(const Resolver& resolver,
-                                                    const Account& account,
-                                                    std::string_view value) {
-    auto addr = header_address(value);
-    if (addr && resolver.may_send_as(account, *addr)) return std::nullopt;
-    std::string display = header_display_name(value);
-    if (display.empty()) {
-        std::string c = comment_of(value);
-        if (!c.empty()) display = quoted_phrase(c);
-    }
-    if (display.empty()) return "<" + account.mailbox + ">";
-    return display + " <" + account.mailbox + ">";
-}
 
 std::vector<std::string> DeliveryReport::log_lines() const {
     std::string status = outcome.exit_status == kExOk ? "sent"
@@ -141,19 +105,11 @@ void check_envelope(const TransportArgs& args) {
 
 // 2. The account: the null sender's account, the one -n names, or the sender's.
 Sender resolve_null_sender(const Config& config) {
-    if (config.policy.null_sender == NullSender::reject)
-        fail(Cause::null_sender_refused,
-             "mail with the null sender <> is not relayed (null_sender = reject)",
-             ErrorClass::permanent);
-    if (config.policy.null_sender_account.empty())
-        fail(Cause::null_sender_refused,
-             "mail with the null sender <> is not relayed (no null_sender_account)",
-             ErrorClass::permanent);
-    const Account* account = config.find_account(config.policy.null_sender_account);
-    if (!account)
-        fail(Cause::config, "null_sender_account " + config.policy.null_sender_account +
-                                " is not a configured account");
-    return Sender{account, account->mailbox, true};
+    NullSenderAccount n = null_sender_account(config);
+    if (!n)
+        fail(n.refusal_class == ErrorClass::permanent ? Cause::null_sender_refused : Cause::config,
+             n.refusal, n.refusal_class);
+    return Sender{n.account, n.account->mailbox, true};
 }
 
 const Account& named_account(const Context& c, const Account& named) {
@@ -197,10 +153,12 @@ std::unique_ptr<MessageSpool> spool_message(const Context& c, const Sender& s, i
     if (s.null_sender) {
         const Resolver& resolver = c.resolver;
         const Account* account = s.account;
-        rewriter =
-            std::make_unique<HeaderRewriter>("From", [&resolver, account](std::string_view v) {
-                return rewrite_null_sender_from(resolver, *account, v);
-            });
+        rewriter = std::make_unique<HeaderRewriter>(
+            "From",
+            [&resolver, account](std::string_view v) {
+                return null_sender_from(resolver, *account, v);
+            },
+            null_sender_from(resolver, *account, ""));
     }
     try {
         return std::make_unique<MessageSpool>(message_fd, "", rewriter.get());

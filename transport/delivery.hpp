@@ -71,11 +71,6 @@ struct DeliveryReport {
     std::vector<std::string> log_lines() const;
 };
 
-// The new value of a header From for a null-sender message sent by `account`:
-// "Display Name <mailbox>" (display name or comment of `value` kept), or
-// nullopt when the account may already send as that From address.
-std::optional<std::string> rewrite_null_sender_from(const Resolver& resolver,
-                                                    const Account& account, std::string_view value);
 
 // Whether pipe(8)'s ${nexthop} names an account (o365:ACCOUNT in the sender
 // map) rather than being Postfix's default next hop: not empty, not a

@@ -67,8 +67,9 @@ void WireEncoder::finish(std::string& out) {
     }
 }
 
-HeaderRewriter::HeaderRewriter(std::string field_name, Callback cb)
-    : name_(std::move(field_name)), cb_(std::move(cb)) {}
+HeaderRewriter::HeaderRewriter(std::string field_name, Callback cb,
+                               std::optional<std::string> add_if_missing)
+    : name_(std::move(field_name)), cb_(std::move(cb)), add_if_missing_(std::move(add_if_missing)) {}
 
 namespace {
 
@@ -83,7 +84,21 @@ bool iequal(std::string_view a, std::string_view b) {
     return true;
 }
 
+// True when `line` starts the field `name` ("Name" [WSP] ":").
+bool starts_field(std::string_view line, std::string_view name) {
+    std::size_t name_end = line.find_first_of(" \t:");
+    return name_end != std::string_view::npos && iequal(line.substr(0, name_end), name) &&
+           line.find_first_not_of(" \t", name_end) == line.find(':');
+}
+
 }  // namespace
+
+void HeaderRewriter::add_missing(std::string& out) {
+    if (seen_ || !add_if_missing_) return;
+    out += name_ + ": " + *add_if_missing_ + "\r\n";
+    ++rewritten_;
+    seen_ = true;
+}
 
 void HeaderRewriter::flush_field(std::string& out) {
     if (field_.empty()) return;
@@ -120,6 +135,7 @@ void HeaderRewriter::line_done(std::string& out) {
     if (line_ == "\r\n") {
         flush_field(out);
         passthrough_field_ = false;
+        add_missing(out);
         out += line_;
         in_body_ = true;
         return;
@@ -139,6 +155,7 @@ void HeaderRewriter::line_done(std::string& out) {
     }
     flush_field(out);
     passthrough_field_ = false;
+    if (starts_field(line_, name_)) seen_ = true;
     if (line_.size() > kMaxField) {
         out += line_;
         passthrough_field_ = true;
@@ -169,6 +186,9 @@ void HeaderRewriter::feed(std::string_view in, std::string& out) {
             bool continuation = first == ' ' || first == '\t';
             if (!continuation) {
                 flush_field(out);
+                if (starts_field(line_.empty() ? in.substr(0, take) : std::string_view(line_),
+                                 name_))
+                    seen_ = true;
             } else if (!passthrough_field_) {
                 out += field_;  // the field became too long: sent unchanged
                 field_.clear();
@@ -194,6 +214,7 @@ void HeaderRewriter::finish(std::string& out) {
         line_.clear();
     }
     flush_field(out);
+    if (!in_body_) add_missing(out);  // a message of header fields only
 }
 
 MessageSpool::MessageSpool(int fd, const std::string& tmpdir, HeaderRewriter* rewriter) {

@@ -13,6 +13,10 @@
 //   of the wire stream (up to the first empty line) through a callback that
 //   gets the unfolded value and returns a new value or nullopt (keep). A field
 //   longer than 64 KiB is passed through unchanged (memory stays bounded).
+//   With `add_if_missing`, a header section without that field gets
+//   "Name: <value>" CRLF at its end (before the empty line), so that a rule such
+//   as the null-sender From (common/sender_rules.hpp) gives the same message
+//   whether the milter or the transport applies it.
 // - MessageSpool: reads a file descriptor to EOF through the encoder (and an
 //   optional rewriter) into an anonymous temporary file (O_TMPFILE in the given
 //   directory; unlinked mkstemp as a fallback), so that the exact wire size and
@@ -58,7 +62,8 @@ class HeaderRewriter {
     // returns the new body (written as "Name: <body>" CRLF) or nullopt.
     using Callback = std::function<std::optional<std::string>(std::string_view value)>;
 
-    HeaderRewriter(std::string field_name, Callback cb);
+    HeaderRewriter(std::string field_name, Callback cb,
+                   std::optional<std::string> add_if_missing = std::nullopt);
 
     // Input and output are wire form (CRLF lines).
     void feed(std::string_view in, std::string& out);
@@ -72,8 +77,12 @@ class HeaderRewriter {
     void line_done(std::string& out);  // line_ holds one complete line with CRLF
     void flush_field(std::string& out);
 
+    void add_missing(std::string& out);  // at the end of the header section
+
     std::string name_;
     Callback cb_;
+    std::optional<std::string> add_if_missing_;
+    bool seen_ = false;  // a field of that name was in the header section
     bool in_body_ = false;
     bool passthrough_field_ = false;  // current field too long: pass its lines through
     bool long_line_ = false;          // inside a line longer than kMaxField

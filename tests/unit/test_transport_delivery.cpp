@@ -196,36 +196,6 @@ BOOST_AUTO_TEST_CASE(nexthop_naming_an_unknown_account_defers_435) {
     BOOST_TEST(tokens.calls == 1);
 }
 
-BOOST_AUTO_TEST_CASE(null_sender_from_rewrite) {
-    auto cfg = config();
-    Resolver res(cfg);
-    const Account& a = *cfg->find_account("noreply");
-    struct Row {
-        const char* value;
-        std::optional<std::string> out;
-    };
-    const Row rows[] = {
-        {" MAILER-DAEMON@relay.test (Mail Delivery System)",
-         "\"Mail Delivery System\" <noreply@contoso.com>"},
-        {" Mail Delivery System <MAILER-DAEMON@relay.test>",
-         "Mail Delivery System <noreply@contoso.com>"},
-        {" \"Postmaster, Relay\" <postmaster@relay.test>",
-         "\"Postmaster, Relay\" <noreply@contoso.com>"},
-        {" MAILER-DAEMON@relay.test", "<noreply@contoso.com>"},
-        {" (Say \"hi\")", "\"Say \\\"hi\\\"\" <noreply@contoso.com>"},
-        // already an address the account may send as: kept
-        {" App <app@apps.contoso.com>", std::nullopt},
-        {" noreply@contoso.com", std::nullopt},
-    };
-    for (const Row& r : rows) {
-        BOOST_TEST_CONTEXT(r.value) {
-            auto got = rewrite_null_sender_from(res, a, r.value);
-            BOOST_TEST(got.has_value() == r.out.has_value());
-            if (got && r.out) BOOST_TEST(*got == *r.out);
-        }
-    }
-}
-
 BOOST_AUTO_TEST_CASE(log_lines_in_postfix_manner) {
     DeliveryReport rep;
     rep.queue_id = "4F2A31C2D";
