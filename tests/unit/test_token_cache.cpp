@@ -484,12 +484,33 @@ BOOST_AUTO_TEST_CASE(foreign_owner_refused) {
     BOOST_TEST(st.st_uid == 65534u);  // not replaced
 }
 
-BOOST_AUTO_TEST_CASE(loose_directory_tightened) {
-    fs::create_directories(state + "/tokens");
-    BOOST_REQUIRE(::chmod((state + "/tokens").c_str(), 0755) == 0);
+// A tokens/ directory that group or other may write is refused on every path,
+// the warm one included (another user could swap the entry), naming the fix.
+BOOST_AUTO_TEST_CASE(loose_directory_refused_on_every_path) {
     TokenCache c = cache();
-    c.get(app());
-    BOOST_TEST(mode_of(state + "/tokens") == 0700u);
+    c.get(app());  // warm entry
+    const int calls = src->calls;
+    const std::string dir = state + "/tokens";
+    for (mode_t loose : {0770, 0707, 0755}) {
+        BOOST_TEST_CONTEXT("mode " << std::oct << loose) {
+            BOOST_REQUIRE(::chmod(dir.c_str(), loose) == 0);
+            try {
+                c.get(app());
+                BOOST_ERROR("a loose tokens directory was trusted");
+            } catch (const Error& e) {
+                BOOST_TEST((e.error_class() == ErrorClass::temporary));
+                BOOST_TEST(std::string(e.what()).find(dir) != std::string::npos, e.what());
+                BOOST_TEST(std::string(e.what()).find("chmod 700 " + dir) != std::string::npos,
+                           e.what());
+            }
+            BOOST_CHECK_THROW(c.refresh(app(), "x"), Error);  // the locked path too
+            BOOST_CHECK_THROW(c.force_refresh(app()), Error);
+            BOOST_TEST(mode_of(dir) == loose);  // not silently changed
+        }
+    }
+    BOOST_TEST(src->calls == calls);
+    BOOST_REQUIRE(::chmod(dir.c_str(), 0700) == 0);
+    BOOST_CHECK_NO_THROW(c.get(app()));
 }
 
 BOOST_AUTO_TEST_CASE(stale_temp_file_is_replaced) {
