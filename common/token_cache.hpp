@@ -1,4 +1,4 @@
-// token_cache: the shared per-account token files of DESIGN.md section 5, used
+// token_cache: the shared per-account token files of docs/design.md section Token cache, used
 // by the transport, the milter's refresher and o365relayctl at once.
 //
 // Contract:
@@ -51,7 +51,7 @@
 //   tenant and client_id are unchanged ("refresh_binding"): a refresh token
 //   issued to another client or tenant is useless and is dropped (then:
 //   "no refresh token ... run `o365relayctl login`").
-// - Extra JSON fields beyond DESIGN.md 5 (readers ignore unknown fields):
+// - Extra JSON fields beyond docs/design.md section Token cache (readers ignore unknown fields):
 //   "failures" (consecutive failed refreshes), "backoff_until" (unix time;
 //   the doubling backoff, or a longer 429 Retry-After), "refresh_binding".
 // Thread-safe: one TokenCache may be used from many threads (the lock file is

@@ -1,4 +1,4 @@
-// token_cache_file: the on-disk side of the token cache (DESIGN.md section 5):
+// token_cache_file: the on-disk side of the token cache (docs/design.md section Token cache):
 // the JSON codec of one entry, the safe reader, the atomic writer, the
 // directory check and the per-account lock file. No policy here (token_cache
 // decides when to refresh).
@@ -59,7 +59,7 @@ struct CacheFileRead {
     std::string reason;  // why corrupt / loose (for the log)
 };
 
-// The JSON text of an entry (one line, field order of DESIGN.md section 5).
+// The JSON text of an entry (one line, field order of docs/design.md section Token cache).
 std::string encode_cache_entry(const CacheEntry& e);
 
 // Parses and type-checks; false with `why` set when the text is not a valid

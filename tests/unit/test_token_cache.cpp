@@ -1,4 +1,4 @@
-// Unit tests of the shared token cache (DESIGN.md section 5) with an
+// Unit tests of the shared token cache (docs/design.md section Token cache) with an
 // in-process fake TokenSource and an injected clock.
 #include <fcntl.h>
 #include <sys/file.h>
