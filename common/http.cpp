@@ -1,13 +1,14 @@
 #include "http.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <ctime>
 #include <memory>
 #include <mutex>
 
 #include "curl_api.hpp"
-#include "token.hpp"
 
 namespace o365 {
 
@@ -15,15 +16,22 @@ namespace {
 
 constexpr std::size_t kMaxBody = 1 << 20;
 
-// libcurl, loaded at first use (curl_api.hpp); its failure is an OAuthError
+using Cause = HttpError::Cause;
+
+[[noreturn]] void fail(Cause cause, const std::string& detail, const std::string& host = {},
+                       ErrorClass c = ErrorClass::temporary) {
+    throw HttpError(c, cause, host, detail);
+}
+
+// libcurl, loaded at first use (curl_api.hpp); its failure is an HttpError
 // like every other failure without an HTTP answer.
 const CurlApi& curl() {
     try {
         return curl_api();
-    } catch (const OAuthError&) {
+    } catch (const HttpError&) {
         throw;
     } catch (const Error& e) {
-        throw OAuthError(e.error_class(), e.what());
+        fail(Cause::library, e.what(), {}, e.error_class());
     }
 }
 
@@ -49,13 +57,13 @@ using CurlStr = std::unique_ptr<char, CurlStrDeleter>;
 
 CurlPtr new_handle() {
     CurlPtr h(curl().easy_init());
-    if (!h) throw OAuthError(ErrorClass::temporary, "cannot create a libcurl handle");
+    if (!h) fail(Cause::library, "cannot create a libcurl handle");
     return h;
 }
 
 std::string escape(CURL* h, const std::string& s) {
     CurlStr e(curl().easy_escape(h, s.data(), static_cast<int>(s.size())));
-    if (!e) throw OAuthError(ErrorClass::temporary, "libcurl could not URL-encode a value");
+    if (!e) fail(Cause::library, "libcurl could not URL-encode a value");
     return std::string(e.get());
 }
 
@@ -121,12 +129,29 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
     return len;
 }
 
+Cause cause_of(CURLcode rc) {
+    switch (rc) {
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+            return Cause::resolve;
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_CIPHER:
+        case CURLE_SSL_CACERT_BADFILE:
+            return Cause::tls;
+        case CURLE_OPERATION_TIMEDOUT:
+            return Cause::timeout;
+        default:
+            return Cause::connect;
+    }
+}
+
 template <typename T>
 void set(CURL* h, CURLoption opt, T value) {
     CURLcode rc = curl().easy_setopt(h, opt, value);
     if (rc != CURLE_OK)
-        throw OAuthError(ErrorClass::temporary,
-                         std::string("libcurl option failed: ") + curl().easy_strerror(rc));
+        fail(Cause::library, std::string("libcurl option failed: ") + curl().easy_strerror(rc));
 }
 
 }  // namespace
@@ -166,7 +191,6 @@ HttpResponse post_form(const HttpRequest& req) {
     CurlPtr hp = new_handle();
     CURL* h = hp.get();
     const std::string host = host_of(req.url);
-    const std::string what = "token request to " + host;
     std::string body = form_encode(req.form);
     Sink sink;
     char errbuf[CURL_ERROR_SIZE] = {0};
@@ -177,7 +201,7 @@ HttpResponse post_form(const HttpRequest& req) {
         curl_slist* l = curl().slist_append(list, hd);
         if (!l) {
             curl().slist_free_all(list);
-            throw OAuthError(ErrorClass::temporary, "out of memory building HTTP headers");
+            fail(Cause::library, "out of memory building HTTP headers", host);
         }
         list = l;
     }
@@ -193,8 +217,14 @@ HttpResponse post_form(const HttpRequest& req) {
     set(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
     set(h, CURLOPT_HTTPHEADER, headers.get());
     set(h, CURLOPT_USERAGENT, "o365relay/0.1");
-    set(h, CURLOPT_CONNECTTIMEOUT, static_cast<long>(req.connect_timeout));
-    set(h, CURLOPT_TIMEOUT, static_cast<long>(req.timeout));
+    // Both timeouts bounded by the deadline (milliseconds: a second more is too much).
+    const auto connect_ms = bounded(std::chrono::seconds(req.connect_timeout), req.deadline);
+    const auto total_ms = bounded(std::chrono::seconds(req.timeout), req.deadline);
+    const bool by_deadline = req.deadline && total_ms < std::chrono::seconds(req.timeout);
+    if (total_ms.count() <= 0) fail(Cause::timeout, "deadline reached before the request", host);
+    set(h, CURLOPT_CONNECTTIMEOUT_MS,
+        static_cast<long>(std::max<long long>(connect_ms.count(), 1)));
+    set(h, CURLOPT_TIMEOUT_MS, static_cast<long>(total_ms.count()));
     set(h, CURLOPT_SSL_VERIFYPEER, 1L);
     set(h, CURLOPT_SSL_VERIFYHOST, 2L);  // 2: the name must match (1 means the same since 7.66)
     set(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
@@ -214,20 +244,22 @@ HttpResponse post_form(const HttpRequest& req) {
             curl().easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &connected);
             curl().easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &total_us);
             long secs = std::lround(static_cast<double>(total_us) / 1e6);
-            throw OAuthError(ErrorClass::temporary,
-                             what + ": timed out after " + std::to_string(secs) + " s " +
-                                 (connected == 0 ? "connecting to " + host
-                                                 : "waiting for the answer of " + host));
+            fail(Cause::timeout,
+                 (by_deadline ? "deadline reached after " : "timed out after ") +
+                     std::to_string(secs) + " s " +
+                     (connected == 0 ? "connecting to " + host
+                                     : "waiting for the answer of " + host),
+                 host);
         }
         if (rc == CURLE_WRITE_ERROR && sink.too_big)
-            throw OAuthError(ErrorClass::temporary, what + ": answer larger than 1 MB");
+            fail(Cause::too_large, "answer larger than 1 MB", host);
         if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT)
-            throw OAuthError(ErrorClass::configuration,
-                             what + ": " + cause + " (the authority must be an https:// URL)");
+            fail(Cause::config, cause + " (the URL must be an https:// URL)", host,
+                 ErrorClass::configuration);
         if (rc == CURLE_SSL_CACERT_BADFILE)
-            throw OAuthError(ErrorClass::configuration,
-                             what + ": " + cause + " (check [entra] ca_file " + req.ca_file + ")");
-        throw OAuthError(ErrorClass::temporary, what + ": " + cause);
+            fail(Cause::config, cause + " (check the ca_file " + req.ca_file + ")", host,
+                 ErrorClass::configuration);
+        fail(cause_of(rc), cause, host);
     }
 
     HttpResponse resp;

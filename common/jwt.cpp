@@ -85,9 +85,10 @@ ClientCertificate ClientCertificate::load(const std::string& certificate_file,
                                           const std::string& private_key_file) {
     ClientCertificate c;
 
-    BioPtr cbio(BIO_new_file(certificate_file.c_str(), "r"));
-    if (!cbio)
-        throw ConfigError(certificate_file + ": cannot read certificate_file: " + ssl_error());
+    // Read by us, not by BIO_new_file: a FIFO must be refused, not waited for.
+    const std::string cert_pem = read_credential_file(certificate_file, "certificate_file");
+    BioPtr cbio(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
+    if (!cbio) throw ConfigError(certificate_file + ": out of memory reading the certificate");
     X509Ptr x509(PEM_read_bio_X509(cbio.get(), nullptr, no_passphrase, nullptr));
     if (!x509)
         throw ConfigError(certificate_file +

@@ -47,14 +47,25 @@ std::string add_credential(const Account& a, FormFields& form) {
     }
 }
 
-HttpResponse post(const Account& a, const std::string& url, FormFields form) {
+// One POST; the HTTP layer's HttpError becomes an OAuthError (http_status 0)
+// that says which request failed: "token request to HOST: DETAIL".
+HttpResponse post(const Account& a, const std::string& url, FormFields form,
+                  const std::string& request, std::optional<Deadline> deadline) {
     HttpRequest req;
     req.url = url;
     req.form = std::move(form);
     req.connect_timeout = a.entra.http_timeout;
     req.timeout = a.entra.http_timeout;
     req.ca_file = a.entra.ca_file;
-    return post_form(req);
+    req.deadline = deadline;
+    try {
+        return post_form(req);
+    } catch (const HttpError& e) {
+        std::string msg = e.host().empty() ? request + ": " + e.detail()
+                                           : request + " to " + e.host() + ": " + e.detail();
+        if (e.cause() == HttpError::Cause::config) msg += " (check [entra] authority and ca_file)";
+        throw OAuthError(e.error_class(), msg);
+    }
 }
 
 std::string host_part(const std::string& url) {
@@ -64,11 +75,12 @@ std::string host_part(const std::string& url) {
     return url.substr(p + 3, e == std::string::npos ? std::string::npos : e - p - 3);
 }
 
-TokenGrant token_request(const Account& a, FormFields form, const std::string& what) {
+TokenGrant token_request(const Account& a, FormFields form, const std::string& what,
+                         std::optional<Deadline> deadline = std::nullopt) {
     const std::string url = a.entra.token_endpoint();
     if (log_enabled(LogLevel::debug))
         log_debug("account " + a.name + ": token request (" + what + ") to " + host_part(url));
-    HttpResponse r = post(a, url, std::move(form));
+    HttpResponse r = post(a, url, std::move(form), "token request", deadline);
     TokenGrant g = read_token_answer(r.status, r.body, r.retry_after, a.name);
     if (log_enabled(LogLevel::debug))
         log_debug("account " + a.name + ": token obtained (" + what + "), expires in " +
@@ -84,6 +96,16 @@ void EntraClient::real_sleep(int seconds) {
 }
 
 TokenGrant EntraClient::acquire(const Account& a, const std::string& refresh_token) {
+    return acquire_request(a, refresh_token, std::nullopt);
+}
+
+TokenGrant EntraClient::acquire_until(const Account& a, const std::string& refresh_token,
+                                      Deadline deadline) {
+    return acquire_request(a, refresh_token, deadline);
+}
+
+TokenGrant EntraClient::acquire_request(const Account& a, const std::string& refresh_token,
+                                        std::optional<Deadline> deadline) {
     FormFields form;
     if (!refresh_token.empty()) {
         add_secret(refresh_token);
@@ -93,7 +115,7 @@ TokenGrant EntraClient::acquire(const Account& a, const std::string& refresh_tok
                 {"scope", a.entra.scope}};
         std::string what = "refresh_token";
         if (has_credential(a)) what += ", " + add_credential(a, form);
-        TokenGrant g = token_request(a, std::move(form), what);
+        TokenGrant g = token_request(a, std::move(form), what, deadline);
         if (g.refresh_token.empty()) g.refresh_token = refresh_token;
         return g;
     }
@@ -112,14 +134,15 @@ TokenGrant EntraClient::acquire(const Account& a, const std::string& refresh_tok
             {"client_id", a.entra.client_id},
             {"scope", a.entra.scope}};
     std::string what = "client_credentials, " + add_credential(a, form);
-    return token_request(a, std::move(form), what);
+    return token_request(a, std::move(form), what, deadline);
 }
 
 DeviceCode EntraClient::start_device_code(const Account& a) {
     const std::string url = a.entra.devicecode_endpoint();
     if (log_enabled(LogLevel::debug))
         log_debug("account " + a.name + ": device code request to " + host_part(url));
-    HttpResponse r = post(a, url, {{"client_id", a.entra.client_id}, {"scope", a.entra.scope}});
+    HttpResponse r = post(a, url, {{"client_id", a.entra.client_id}, {"scope", a.entra.scope}},
+                          "device code request", std::nullopt);
     return read_device_code_answer(r.status, r.body, r.retry_after, a.name);
 }
 

@@ -23,11 +23,16 @@
 // - Secrets: client secrets, assertions, device codes and every token are
 //   registered with add_secret() before anything could log them. Debug lines
 //   name the account, grant and endpoint host, never a secret.
-// - Timeouts: [entra] http_timeout bounds connect and the whole request.
+// - Timeouts: [entra] http_timeout bounds connect and the whole request;
+//   acquire_until() bounds both by the time left until its deadline too.
+// - Network failures (http.hpp's HttpError) become OAuthError(http_status 0)
+//   "token request to HOST: <cause>" ("device code request to ..." for the
+//   device authorization endpoint).
 // Thread-safe: an EntraClient holds no mutable state.
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "config.hpp"
@@ -41,12 +46,18 @@ class EntraClient : public TokenSource {
     using Sleep = std::function<void(int seconds)>;
 
     TokenGrant acquire(const Account& account, const std::string& refresh_token) override;
+    TokenGrant acquire_until(const Account& account, const std::string& refresh_token,
+                             Deadline deadline) override;
 
     DeviceCode start_device_code(const Account& account);
     TokenGrant poll_device_code(const Account& account, const DeviceCode& code,
                                 const Sleep& sleep = real_sleep);
 
     static void real_sleep(int seconds);
+
+  private:
+    TokenGrant acquire_request(const Account& account, const std::string& refresh_token,
+                               std::optional<Deadline> deadline);
 };
 
 }  // namespace o365

@@ -5,12 +5,17 @@
 // (client credentials, or refresh_token grant when `refresh_token` is not
 // empty) and returns the grant, or throws OAuthError (a classed Error). It
 // never logs a token. Implementations say whether they are thread-safe.
+// acquire_until() is the same request ended by a deadline: its timeouts are
+// bounded by the time left, and it throws OAuthError(temporary) once the
+// deadline has passed. The default implementation calls acquire() (for
+// sources that cannot block); sources that make network requests override it.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
 #include "config.hpp"
+#include "deadline.hpp"
 #include "error.hpp"
 
 namespace o365 {
@@ -52,6 +57,11 @@ class TokenSource {
   public:
     virtual ~TokenSource() = default;
     virtual TokenGrant acquire(const Account& account, const std::string& refresh_token) = 0;
+    virtual TokenGrant acquire_until(const Account& account, const std::string& refresh_token,
+                                     Deadline deadline) {
+        (void)deadline;
+        return acquire(account, refresh_token);
+    }
 };
 
 }  // namespace o365

@@ -99,7 +99,43 @@ std::string backoff_message(const Account& a, const CacheEntry& e, std::int64_t 
            std::to_string(std::max<std::int64_t>(e.backoff_until - now, 0)) + " s";
 }
 
+std::string write_backoff_message(const Account& a, const WriteBackoff& b, std::int64_t now) {
+    return "token cache: the entry of account " + a.name +
+           " could not be written (disk full, read-only or I/O error: see the log); next token "
+           "request in " +
+           std::to_string(std::max<std::int64_t>(b.until - now, 0)) + " s";
+}
+
+// The doubling backoff after `failures` consecutive failures.
+std::int64_t backoff_for(int failures) {
+    if (failures > 7) return kBackoffMax;
+    return std::min(kBackoffFirst << (std::max(failures, 1) - 1), kBackoffMax);
+}
+
 enum class Mode { get, rejected, force };
+
+// A failed token request, as recorded.
+struct Failure {
+    ErrorClass error_class = ErrorClass::temporary;
+    std::string message;  // redacted
+    int retry_after = 0;
+};
+
+// What a locked refresh knows after reading the entry under the lock.
+struct Attempt {
+    const Account& account;
+    Mode mode;
+    std::string rejected;
+    std::optional<Deadline> deadline;
+    std::string fingerprint;
+    std::optional<CacheEntry> cur;
+    AccessToken current;  // empty value: none
+    std::int64_t now = 0;
+
+    std::int64_t left() const { return current.value.empty() ? 0 : current.expires_at - now; }
+    // get() may still use the current token if a refresh cannot be made.
+    bool can_fall_back() const { return mode == Mode::get && left() > kMinLeft; }
+};
 
 }  // namespace
 
@@ -109,26 +145,29 @@ struct TokenCache::Impl {
     std::shared_ptr<TokenSource> source;
     Clock clock;
     std::mutex map_mu;
-    std::map<std::string, std::shared_ptr<std::mutex>, std::less<>> account_mu;
+    std::map<std::string, std::shared_ptr<std::timed_mutex>, std::less<>> account_mu;
 
     std::int64_t now() const { return clock ? clock() : system_now(); }
     std::string path(const std::string& name) const { return dir + "/" + name + ".json"; }
+    std::string lock_path(const std::string& name) const { return dir + "/" + name + ".lock"; }
 
-    std::shared_ptr<std::mutex> mutex_for(const std::string& name) {
+    std::shared_ptr<std::timed_mutex> mutex_for(const std::string& name) {
         std::lock_guard lk(map_mu);
         auto& m = account_mu[name];
-        if (!m) m = std::make_shared<std::mutex>();
+        if (!m) m = std::make_shared<std::timed_mutex>();
         return m;
     }
 
     // Reads the entry and applies the trust rules; nullopt: treat as missing.
     // With a changed fingerprint, the returned entry holds no access token, no
     // error and no backoff, and keeps a delegated refresh token only when its
-    // binding still matches. Throws for refused files (symlink, other owner).
+    // binding still matches. Throws for refused files (symlink, other owner)
+    // and a refused directory (loose, other owner).
     std::optional<CacheEntry> load(const Account& a, const std::string& fp, bool quiet) const {
         const std::string p = path(a.name);
         CacheFileRead r;
         try {
+            if (!check_cache_dir(dir)) return std::nullopt;
             r = read_cache_file(p, a.name);
         } catch (const Error& e) {
             if (!quiet) log_warning(e.what());  // refused: symlink, other owner, I/O
@@ -175,112 +214,193 @@ struct TokenCache::Impl {
         return e && !e->access_token.empty();
     }
 
-    void write(const Account& a, const CacheEntry& e) const { write_cache_file(dir, a.name, e); }
-
     std::chrono::milliseconds lock_timeout(const Account& a) const {
         return std::chrono::seconds(2 * std::max(a.entra.http_timeout, 1) + 10);
     }
 
-    AccessToken locked_refresh(const Account& a, Mode mode, const std::string& rejected);
+    // The locks of one account: the thread mutex, then the lock file.
+    struct Locks {
+        std::unique_lock<std::timed_mutex> thread;
+        std::unique_ptr<FileLock> file;
+    };
+    Locks lock(const Account& a, std::optional<Deadline> deadline);
+
+    // A recorded backoff (failure or unwritable entry) in effect: the current
+    // token when it may be used, else throws the recorded reason; nullopt: none.
+    std::optional<AccessToken> check_backoff(const Attempt& at,
+                                             const std::optional<WriteBackoff>& marker) const;
+
+    // Writes `e`; on failure keeps `backoff` seconds in the lock file's marker
+    // and logs the cause once (see the contract). False when not written.
+    bool persist(const Account& a, const CacheEntry& e, FileLock& lock, std::int64_t backoff);
+
+    // The steps of locked_refresh().
+    Attempt read_state(const Account& a, Mode mode, const std::string& rejected,
+                       std::optional<Deadline> deadline) const;
+    std::optional<AccessToken> still_valid(const Attempt& at) const;
+    std::optional<AccessToken> in_backoff(const Attempt& at, const FileLock& lock) const;
+    CacheEntry next_entry(const Attempt& at) const;
+    TokenGrant request_grant(const Attempt& at, const CacheEntry& next, Failure& failure);
+    void record_failure(Attempt& at, CacheEntry next, const Failure& f, FileLock& lock);
+    AccessToken fall_back_or_throw(const Attempt& at, const Failure& f) const;
+    AccessToken store_grant(Attempt& at, CacheEntry next, const TokenGrant& g, FileLock& lock);
+
+    AccessToken locked_refresh(const Account& a, Mode mode, const std::string& rejected,
+                               std::optional<Deadline> deadline,
+                               const std::optional<AccessToken>& fallback);
     void locked_store(const Account& a, const TokenGrant& g);
+    void locked_reject(const Account& a, const std::string& rejected, const std::string& reason);
 };
 
-AccessToken TokenCache::Impl::locked_refresh(const Account& a, Mode mode,
-                                             const std::string& rejected) {
+TokenCache::Impl::Locks TokenCache::Impl::lock(const Account& a, std::optional<Deadline> deadline) {
     ensure_cache_dir(state_dir, dir);
-    auto mu = mutex_for(a.name);
-    std::lock_guard thread_lock(*mu);
-    FileLock file_lock(dir + "/" + a.name + ".lock", lock_timeout(a));
-
-    const std::string fp = fingerprint(a);
-    std::optional<CacheEntry> cur = load(a, fp, false);  // read again, under the lock
-    std::int64_t now = this->now();
-    const std::int64_t left = has_token(cur) ? cur->expires_at - now : 0;
-    const AccessToken current{has_token(cur) ? cur->access_token : "",
-                              has_token(cur) ? cur->expires_at : 0};
-
-    // Still due? Someone else may have refreshed while we waited for the lock.
-    if (mode == Mode::get && has_token(cur) && left > effective_window(a)) return current;
-    if (mode == Mode::rejected && has_token(cur) && cur->access_token != rejected &&
-        left > kMinLeft)
-        return current;
-    bool can_fall_back = mode == Mode::get && has_token(cur) && left > kMinLeft;
-
-    if (mode != Mode::force && cur && cur->last_error && now < cur->backoff_until) {
-        if (can_fall_back) return current;
-        throw Error(cur->last_error->error_class, backoff_message(a, *cur, now));
+    const std::string what = "the token lock of account " + a.name;
+    const auto timeout = lock_timeout(a);
+    Locks l;
+    l.thread = std::unique_lock(*mutex_for(a.name), std::defer_lock);
+    if (!l.thread.try_lock_for(bounded(timeout, deadline))) {
+        if (expired(deadline)) throw DeadlineError(what);
+        throw Error(ErrorClass::temporary, "token cache: timed out waiting for " + what +
+                                               " (another thread is refreshing)");
     }
+    l.file = std::make_unique<FileLock>(lock_path(a.name), timeout, deadline, what);
+    return l;
+}
 
-    CacheEntry next = cur ? *cur : CacheEntry{};
+std::optional<AccessToken> TokenCache::Impl::check_backoff(
+    const Attempt& at, const std::optional<WriteBackoff>& marker) const {
+    if (at.mode == Mode::force) return std::nullopt;
+    const CacheEntry* e = at.cur ? &*at.cur : nullptr;
+    const bool failed = e && e->last_error && at.now < e->backoff_until;
+    const bool unwritable = marker && at.now < marker->until;
+    if (!failed && !unwritable) return std::nullopt;
+    if (at.can_fall_back()) return at.current;
+    if (failed) throw Error(e->last_error->error_class, backoff_message(at.account, *e, at.now));
+    throw Error(ErrorClass::temporary, write_backoff_message(at.account, *marker, at.now));
+}
+
+bool TokenCache::Impl::persist(const Account& a, const CacheEntry& e, FileLock& lock,
+                               std::int64_t backoff) {
+    const std::optional<WriteBackoff> before = lock.write_backoff();
+    try {
+        write_cache_file(dir, a.name, e);
+        if (before) lock.clear_write_backoff(now());
+        return true;
+    } catch (const Error& err) {
+        const std::int64_t t = now();
+        const bool marked = lock.set_write_backoff(WriteBackoff{t, t + backoff});
+        const std::string what = std::string(err.what()) + "; no new token request for account " +
+                                 a.name + " for " + std::to_string(backoff) + " s";
+        if (!before || !marked)
+            log_error(what + (marked ? "" : " (the backoff could not be recorded either)"));
+        else
+            log_debug(what);
+        return false;
+    }
+}
+
+Attempt TokenCache::Impl::read_state(const Account& a, Mode mode, const std::string& rejected,
+                                     std::optional<Deadline> deadline) const {
+    Attempt at{a, mode, rejected, deadline, fingerprint(a), std::nullopt, {}, 0};
+    at.cur = load(a, at.fingerprint, false);  // read again, under the lock
+    at.now = now();
+    if (has_token(at.cur)) at.current = AccessToken{at.cur->access_token, at.cur->expires_at};
+    return at;
+}
+
+// Someone else may have refreshed while we waited for the lock.
+std::optional<AccessToken> TokenCache::Impl::still_valid(const Attempt& at) const {
+    if (at.current.value.empty()) return std::nullopt;
+    if (at.mode == Mode::get && at.left() > effective_window(at.account)) return at.current;
+    if (at.mode == Mode::rejected && at.current.value != at.rejected && at.left() > kMinLeft)
+        return at.current;
+    return std::nullopt;
+}
+
+std::optional<AccessToken> TokenCache::Impl::in_backoff(const Attempt& at,
+                                                        const FileLock& lock) const {
+    return check_backoff(at, lock.write_backoff());
+}
+
+CacheEntry TokenCache::Impl::next_entry(const Attempt& at) const {
+    const Account& a = at.account;
+    CacheEntry next = at.cur ? *at.cur : CacheEntry{};
     next.version = 1;
     next.account = a.name;
-    next.credential_fingerprint = fp;
+    next.credential_fingerprint = at.fingerprint;
     if (a.flow == Flow::delegated && next.refresh_token.empty())
         throw Error(ErrorClass::configuration, "no refresh token for account " + a.name +
                                                    ": run `o365relayctl login " + a.name + "`");
-    const std::string rt = a.flow == Flow::delegated ? next.refresh_token : std::string();
     if (!source)
         throw Error(ErrorClass::configuration,
                     "token cache: no token source to refresh account " + a.name);
+    return next;
+}
 
+// One request; a failure is returned in `failure` (empty message: success).
+// Throws DeadlineError when the deadline ended it (not a failure of Entra).
+TokenGrant TokenCache::Impl::request_grant(const Attempt& at, const CacheEntry& next,
+                                           Failure& failure) {
+    const Account& a = at.account;
+    const std::string what = "the token request of account " + a.name;
+    const std::string rt = a.flow == Flow::delegated ? next.refresh_token : std::string();
+    if (expired(at.deadline, std::chrono::milliseconds(50))) throw DeadlineError(what);
     TokenGrant grant;
-    ErrorClass fail_class = ErrorClass::temporary;
-    std::string fail_msg;
-    int retry_after = 0;
-    bool failed = false;
     try {
-        grant = source->acquire(a, rt);
-        if (grant.access_token.empty() || grant.expires_in <= 0) {
-            failed = true;
-            fail_msg = "the token endpoint returned no usable access token";
-        }
+        grant = at.deadline ? source->acquire_until(a, rt, *at.deadline) : source->acquire(a, rt);
+        if (grant.access_token.empty() || grant.expires_in <= 0)
+            failure.message = "the token endpoint returned no usable access token";
     } catch (const OAuthError& e) {
-        failed = true;
-        fail_class = e.error_class();
-        fail_msg = e.what();
-        retry_after = e.retry_after();
+        failure = Failure{e.error_class(), e.what(), e.retry_after()};
     } catch (const Error& e) {
-        failed = true;
-        fail_class = e.error_class();
-        fail_msg = e.what();
+        failure = Failure{e.error_class(), e.what(), 0};
     } catch (const std::exception& e) {
-        failed = true;
-        fail_msg = e.what();
+        failure = Failure{ErrorClass::temporary, e.what(), 0};
     }
-    now = this->now();
-    can_fall_back = can_fall_back && current.expires_at - now > kMinLeft;  // the request took time
-
-    if (failed) {
-        fail_msg = redact(fail_msg);
-        next.failures = std::min(next.failures + 1, 1000);
-        std::int64_t backoff = kBackoffMax;
-        if (next.failures <= 7)
-            backoff = std::min(kBackoffFirst << (next.failures - 1), kBackoffMax);
-        // A longer Retry-After (429) extends the backoff, up to an hour.
-        backoff = std::max<std::int64_t>(backoff, std::min(retry_after, kRetryAfterMax));
-        next.backoff_until = now + backoff;
-        next.last_error = LastError{now, fail_class, fail_msg};
-        log_warning("token refresh for account " + a.name + " failed (" +
-                    std::string(to_string(fail_class)) + "): " + fail_msg +
-                    "; no new attempt for " + std::to_string(backoff) + " s");
-        try {
-            write(a, next);
-        } catch (const Error& e) {
-            log_error(std::string("token cache: could not record the failure: ") + e.what());
-        }
-        if (can_fall_back) {
-            log_info("token cache: account " + a.name + ": using the current token (" +
-                     std::to_string(current.expires_at - now) + " s left)");
-            return current;
-        }
-        throw Error(fail_class, "token refresh for account " + a.name + " failed: " + fail_msg);
+    if (!failure.message.empty() && expired(at.deadline)) {
+        log_info("token cache: " + what +
+                 " was cut short by the deadline: " + redact(failure.message));
+        throw DeadlineError(what);
     }
+    failure.message = redact(failure.message);
+    return grant;
+}
 
+void TokenCache::Impl::record_failure(Attempt& at, CacheEntry next, const Failure& f,
+                                      FileLock& lock) {
+    const Account& a = at.account;
+    at.now = now();  // the request took time: the fallback must still be good
+    next.failures = std::min(next.failures + 1, 1000);
+    // A longer Retry-After (429) extends the backoff, up to an hour.
+    const std::int64_t backoff =
+        std::max<std::int64_t>(backoff_for(next.failures), std::min(f.retry_after, kRetryAfterMax));
+    next.backoff_until = at.now + backoff;
+    next.last_error = LastError{at.now, f.error_class, f.message};
+    log_warning("token refresh for account " + a.name + " failed (" +
+                std::string(to_string(f.error_class)) + "): " + f.message +
+                "; no new attempt for " + std::to_string(backoff) + " s");
+    persist(a, next, lock, backoff);
+}
+
+AccessToken TokenCache::Impl::fall_back_or_throw(const Attempt& at, const Failure& f) const {
+    const Account& a = at.account;
+    if (at.can_fall_back()) {
+        log_info("token cache: account " + a.name + ": using the current token (" +
+                 std::to_string(at.left()) + " s left)");
+        return at.current;
+    }
+    throw Error(f.error_class, "token refresh for account " + a.name + " failed: " + f.message);
+}
+
+AccessToken TokenCache::Impl::store_grant(Attempt& at, CacheEntry next, const TokenGrant& grant,
+                                          FileLock& lock) {
+    const Account& a = at.account;
+    at.now = now();
     add_secret(grant.access_token);
     if (!grant.refresh_token.empty()) add_secret(grant.refresh_token);
     next.access_token = grant.access_token;
-    next.obtained_at = now;
-    next.expires_at = now + grant.expires_in;
+    next.obtained_at = at.now;
+    next.expires_at = at.now + grant.expires_in;
     if (a.flow == Flow::delegated) {
         if (!grant.refresh_token.empty()) next.refresh_token = grant.refresh_token;
         next.refresh_binding = refresh_binding(a);
@@ -291,16 +411,18 @@ AccessToken TokenCache::Impl::locked_refresh(const Account& a, Mode mode,
     next.last_error.reset();
     next.failures = 0;
     next.backoff_until = 0;
-    try {
-        write(a, next);
-    } catch (const Error& e) {
-        // The token is good: the delivery may go on. A rotated refresh token is
-        // lost with this write, so say so loudly.
-        log_error(std::string(e.what()) +
-                  (a.flow == Flow::delegated && !grant.refresh_token.empty()
-                       ? " (the rotated refresh token of account " + a.name +
-                             " is lost; `o365relayctl login " + a.name + "` may be needed)"
-                       : std::string()));
+    // Unwritten, the next delivery would ask again: back off, doubling while it lasts.
+    const std::optional<WriteBackoff> marker = lock.write_backoff();
+    const std::int64_t backoff = marker
+                                     ? std::clamp<std::int64_t>(2 * (marker->until - marker->since),
+                                                                kBackoffFirst, kBackoffMax)
+                                     : kBackoffFirst;
+    if (!persist(a, next, lock, backoff) && a.flow == Flow::delegated &&
+        !grant.refresh_token.empty()) {
+        // The token is good: the delivery may go on. A rotated refresh token
+        // is lost with this write, so say so loudly.
+        log_error("token cache: the rotated refresh token of account " + a.name +
+                  " is lost; `o365relayctl login " + a.name + "` may be needed");
     }
     log_info("token cache: new token for account " + a.name + " (expires in " +
              std::to_string(grant.expires_in) + " s)");
@@ -313,14 +435,47 @@ AccessToken TokenCache::Impl::locked_refresh(const Account& a, Mode mode,
     return AccessToken{next.access_token, next.expires_at};
 }
 
+// The single-flight refresh (see the contract in token_cache.hpp).
+AccessToken TokenCache::Impl::locked_refresh(const Account& a, Mode mode,
+                                             const std::string& rejected,
+                                             std::optional<Deadline> deadline,
+                                             const std::optional<AccessToken>& fallback) {
+    try {
+        // 1. Take the account's locks, bounded by the deadline.
+        Locks locks = lock(a, deadline);
+        // 2. Read the entry again, under the lock.
+        Attempt at = read_state(a, mode, rejected, deadline);
+        // 3. Still valid? Someone else may have refreshed meanwhile.
+        if (auto t = still_valid(at)) return *t;
+        // 4. In backoff (recorded failure or unwritable entry)? No request.
+        if (auto t = in_backoff(at, *locks.file)) return *t;
+        // 5. Ask the token source, within the deadline.
+        CacheEntry next = next_entry(at);
+        Failure failure;
+        TokenGrant grant = request_grant(at, next, failure);
+        // 6. A failure is recorded with its backoff, then the current token or the error.
+        if (!failure.message.empty()) {
+            record_failure(at, std::move(next), failure, *locks.file);
+            return fall_back_or_throw(at, failure);
+        }
+        // 7. A grant is stored.
+        return store_grant(at, std::move(next), grant, *locks.file);
+    } catch (const DeadlineError& e) {
+        // get() may still send the current token, as when a refresh fails.
+        if (mode == Mode::get && fallback && fallback->expires_at - now() > kMinLeft) {
+            log_info(std::string("token cache: ") + e.what() + ": using the current token of " +
+                     "account " + a.name);
+            return *fallback;
+        }
+        throw;
+    }
+}
+
 void TokenCache::Impl::locked_store(const Account& a, const TokenGrant& g) {
     if (g.access_token.empty() || g.expires_in <= 0)
         throw Error(ErrorClass::temporary, "token cache: refusing to store a grant for account " +
                                                a.name + " without an access token");
-    ensure_cache_dir(state_dir, dir);
-    auto mu = mutex_for(a.name);
-    std::lock_guard thread_lock(*mu);
-    FileLock file_lock(dir + "/" + a.name + ".lock", lock_timeout(a));
+    Locks locks = lock(a, std::nullopt);
     const std::string fp = fingerprint(a);
     std::optional<CacheEntry> cur = load(a, fp, false);  // refuses foreign files
     add_secret(g.access_token);
@@ -337,9 +492,30 @@ void TokenCache::Impl::locked_store(const Account& a, const TokenGrant& g) {
                                                    : std::string();
         e.refresh_binding = refresh_binding(a);
     }
-    write(a, e);
+    write_cache_file(dir, a.name, e);
+    locks.file->clear_write_backoff(now());
     log_info("token cache: stored a new token for account " + a.name + " (expires in " +
              std::to_string(g.expires_in) + " s)");
+}
+
+void TokenCache::Impl::locked_reject(const Account& a, const std::string& rejected,
+                                     const std::string& reason) {
+    // 1. Take the locks; 2. read the entry again.
+    Locks locks = lock(a, std::nullopt);
+    Attempt at = read_state(a, Mode::rejected, rejected, std::nullopt);
+    // 3. Another process already replaced the refused token: nothing to record.
+    if (at.current.value.empty() || at.current.value != rejected) {
+        log_info("token cache: account " + a.name +
+                 ": the refused token was already replaced; nothing recorded");
+        return;
+    }
+    // 4. Drop it and record the refusal like a failed refresh.
+    CacheEntry next = *at.cur;
+    next.access_token.clear();
+    next.expires_at = 0;
+    Failure f{ErrorClass::temporary,
+              redact("the server refused the token after a refresh: " + reason), 0};
+    record_failure(at, std::move(next), f, *locks.file);
 }
 
 TokenCache::TokenCache(std::string state_dir, std::shared_ptr<TokenSource> source, Clock clock)
@@ -358,34 +534,38 @@ std::string TokenCache::entry_path(const std::string& account_name) const {
     return impl_->path(account_name);
 }
 
-AccessToken TokenCache::get(const Account& a) {
+AccessToken TokenCache::get(const Account& a, std::optional<Deadline> deadline) {
     check_account_name(a.name);
-    // Warm path: no lock, no request. Open, read, parse, validate. Quiet about
-    // a corrupt/loose/stale entry: the locked path reads it again and logs.
-    std::optional<CacheEntry> cur = impl_->load(a, fingerprint(a), true);
-    if (Impl::has_token(cur)) {
-        const std::int64_t now = impl_->now();
-        const std::int64_t left = cur->expires_at - now;
-        if (left > effective_window(a)) return AccessToken{cur->access_token, cur->expires_at};
-        // In backoff: no lock either; the current token if it still may be sent.
-        if (cur->last_error && now < cur->backoff_until) {
-            if (left > kMinLeft) return AccessToken{cur->access_token, cur->expires_at};
-            throw Error(cur->last_error->error_class, backoff_message(a, *cur, now));
-        }
-    } else if (cur && cur->last_error && impl_->now() < cur->backoff_until) {
-        throw Error(cur->last_error->error_class, backoff_message(a, *cur, impl_->now()));
-    }
-    return impl_->locked_refresh(a, Mode::get, {});
+    // 1. Warm path: no lock, no request. Open, read, parse, validate. Quiet
+    //    about a corrupt/loose/stale entry: the locked path reads it again and logs.
+    Attempt at{a, Mode::get, {}, deadline, fingerprint(a), std::nullopt, {}, 0};
+    at.cur = impl_->load(a, at.fingerprint, true);
+    at.now = impl_->now();
+    if (Impl::has_token(at.cur)) at.current = AccessToken{at.cur->access_token, at.cur->expires_at};
+    if (!at.current.value.empty() && at.left() > effective_window(a)) return at.current;
+    // 2. In backoff: no lock either; the current token if it still may be sent.
+    if (auto t = impl_->check_backoff(at, read_write_backoff(impl_->lock_path(a.name)))) return *t;
+    // 3. Refresh under the lock.
+    std::optional<AccessToken> fallback;
+    if (at.can_fall_back()) fallback = at.current;
+    return impl_->locked_refresh(a, Mode::get, {}, deadline, fallback);
 }
 
-AccessToken TokenCache::refresh(const Account& a, const std::string& rejected) {
+AccessToken TokenCache::refresh(const Account& a, const std::string& rejected,
+                                std::optional<Deadline> deadline) {
     check_account_name(a.name);
-    return impl_->locked_refresh(a, Mode::rejected, rejected);
+    return impl_->locked_refresh(a, Mode::rejected, rejected, deadline, std::nullopt);
+}
+
+void TokenCache::reject(const Account& a, const std::string& rejected_token,
+                        const std::string& reason) {
+    check_account_name(a.name);
+    impl_->locked_reject(a, rejected_token, reason);
 }
 
 AccessToken TokenCache::force_refresh(const Account& a) {
     check_account_name(a.name);
-    return impl_->locked_refresh(a, Mode::force, {});
+    return impl_->locked_refresh(a, Mode::force, {}, std::nullopt, std::nullopt);
 }
 
 std::optional<CacheEntry> TokenCache::peek(const Account& a) const {

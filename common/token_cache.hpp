@@ -1,4 +1,4 @@
-// token_cache: the shared per-account token files of DESIGN.md section 5, used
+// token_cache: the shared per-account token files of docs/design.md section Token cache, used
 // by the transport, the milter's refresher and o365relayctl at once.
 //
 // Contract:
@@ -17,6 +17,31 @@
 //   reason (same class) without asking Entra.
 // - refresh(rejected): after the server refused `rejected` (535): if the cache
 //   already holds a different, valid token, returns it; else forces a request.
+// - reject(rejected, reason): the server refused `rejected` again after the
+//   forced refresh (a persistent 535). When the stored token is still that one,
+//   it is dropped and the refusal recorded like a failed refresh (last_error
+//   temporary with `reason`, failures + 1, the doubling backoff): during the
+//   backoff get() throws the recorded reason at once, without a token request.
+// - Deadline: get() and refresh() take an optional deadline (deadline.hpp)
+//   that bounds everything they wait for: the thread mutex and the lock file
+//   (min(2 x http_timeout + 10 s, time left)) and the token request (its HTTP
+//   timeouts, through TokenSource::acquire_until). When it is reached they
+//   throw DeadlineError (temporary) naming what was waited for, or return the
+//   current token when get() may still use it (more than 120 s left). A
+//   request cut short by the deadline is not recorded as a failure (the next
+//   delivery may have more time). Worst case: about the deadline + 1 s.
+// - The tokens/ directory is checked on every path (check_cache_dir()): one
+//   that is not ours or that group or other may access is refused (temporary,
+//   naming the directory and `chmod 700 DIR`).
+// - An entry that cannot be written (disk full, read-only, I/O error): the
+//   backoff that would have been recorded (or, after a successful request, a
+//   backoff doubling from 5 s to 300 s) is kept in the lock file's timestamps
+//   (token_cache_file.hpp, "write backoff marker"); get() honours it like a
+//   recorded failure, so a full disk costs one token request per backoff, not
+//   one per delivery. The cause is logged as an error once, when the marker is
+//   newly set; while it stays set, later failures are logged at debug level.
+//   A successful write clears it. When not even the marker can be set (a
+//   read-only file system), the error is logged on every attempt.
 // - Delegated accounts: the refresh token is read and rotated under the lock;
 //   a rotated refresh token is never lost to a concurrent writer.
 // - Cost of a warm lookup does not depend on the number of accounts.
@@ -26,7 +51,7 @@
 //   tenant and client_id are unchanged ("refresh_binding"): a refresh token
 //   issued to another client or tenant is useless and is dropped (then:
 //   "no refresh token ... run `o365relayctl login`").
-// - Extra JSON fields beyond DESIGN.md 5 (readers ignore unknown fields):
+// - Extra JSON fields beyond docs/design.md section Token cache (readers ignore unknown fields):
 //   "failures" (consecutive failed refreshes), "backoff_until" (unix time;
 //   the doubling backoff, or a longer 429 Retry-After), "refresh_binding".
 // Thread-safe: one TokenCache may be used from many threads (the lock file is
@@ -42,6 +67,7 @@
 #include <string>
 
 #include "config.hpp"
+#include "deadline.hpp"
 #include "token.hpp"
 
 namespace o365 {
@@ -83,10 +109,18 @@ class TokenCache {
     // Throws Error (temporary: Entra unreachable, backoff, cache file refused;
     // configuration: credentials refused by Entra, no refresh token for a
     // delegated account) with a message fit for a log and a DSN.
-    AccessToken get(const Account& account);
+    // DeadlineError (temporary) when `deadline` is reached first.
+    AccessToken get(const Account& account, std::optional<Deadline> deadline = std::nullopt);
 
     // After the server refused `rejected`. Same errors as get().
-    AccessToken refresh(const Account& account, const std::string& rejected);
+    AccessToken refresh(const Account& account, const std::string& rejected,
+                        std::optional<Deadline> deadline = std::nullopt);
+
+    // The server refused `rejected_token` again (see the contract above);
+    // `reason` (the server's reply, no secret) becomes the recorded error.
+    // Throws Error(temporary) when the cache cannot be locked or read.
+    void reject(const Account& account, const std::string& rejected_token,
+                const std::string& reason);
 
     // An administrator's refresh: ignores the backoff, always asks Entra.
     AccessToken force_refresh(const Account& account);

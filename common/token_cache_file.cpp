@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -54,10 +55,25 @@ void check_owner(const struct stat& st, const std::string& path, const char* wha
              "); remove it or chown it to the service user");
 }
 
+WriteFaultHook& fault_hook() {
+    static WriteFaultHook hook;
+    return hook;
+}
+
+// The test seam: true (errno set) when the hook fails `step`.
+bool injected_fault(std::string_view step) {
+    if (!fault_hook()) return false;
+    int e = fault_hook()(step);
+    if (e == 0) return false;
+    errno = e;
+    return true;
+}
+
 void write_all(int fd, const std::string& data, const std::string& path) {
     std::size_t off = 0;
     while (off < data.size()) {
-        ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+        ssize_t n =
+            injected_fault("write") ? -1 : ::write(fd, data.data() + off, data.size() - off);
         if (n < 0) {
             if (errno == EINTR) continue;
             fail_errno("write", path);
@@ -251,15 +267,38 @@ void write_cache_file(const std::string& dir, const std::string& account, const 
     try {
         if (::fchmod(fd.get(), 0600) != 0) fail_errno("chmod", tmp_path);
         write_all(fd.get(), encode_cache_entry(e), tmp_path);
-        if (::fsync(fd.get()) != 0) fail_errno("fsync", tmp_path);
+        if (injected_fault("fsync") || ::fsync(fd.get()) != 0) fail_errno("fsync", tmp_path);
         fd.reset();
-        if (::renameat(dfd.get(), tmp.c_str(), dfd.get(), name.c_str()) != 0)
+        if (injected_fault("rename") ||
+            ::renameat(dfd.get(), tmp.c_str(), dfd.get(), name.c_str()) != 0)
             fail_errno("rename " + tmp_path + " to", dir + "/" + name);
     } catch (...) {
         ::unlinkat(dfd.get(), tmp.c_str(), 0);
         throw;
     }
-    if (::fsync(dfd.get()) != 0) fail_errno("fsync directory", dir);
+    if (injected_fault("fsync directory") || ::fsync(dfd.get()) != 0)
+        fail_errno("fsync directory", dir);
+}
+
+void set_write_fault_hook(WriteFaultHook hook) {
+    fault_hook() = std::move(hook);
+}
+
+bool check_cache_dir(const std::string& dir) {
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0) {
+        if (errno == ENOENT) return false;
+        fail_errno("stat", dir);
+    }
+    if (S_ISLNK(st.st_mode))
+        fail("token cache: refusing directory " + dir + ": it is a symbolic link; remove it");
+    if (!S_ISDIR(st.st_mode)) fail("token cache: refusing " + dir + ": not a directory");
+    check_owner(st, dir, "directory");
+    if (st.st_mode & 077)
+        fail("token cache: refusing directory " + dir + ": mode " + octal_mode(st.st_mode) +
+             " lets group or other access it (they could replace the tokens); run: chmod 700 " +
+             dir);
+    return true;
 }
 
 void ensure_cache_dir(const std::string& state_dir, const std::string& dir) {
@@ -274,20 +313,53 @@ void ensure_cache_dir(const std::string& state_dir, const std::string& dir) {
             fail_errno("create directory", dir);
         }
     }
-    struct stat st {};
-    if (::lstat(dir.c_str(), &st) != 0) fail_errno("stat", dir);
-    if (S_ISLNK(st.st_mode))
-        fail("token cache: refusing directory " + dir + ": it is a symbolic link; remove it");
-    if (!S_ISDIR(st.st_mode)) fail("token cache: refusing " + dir + ": not a directory");
-    check_owner(st, dir, "directory");
-    if (st.st_mode & 077) {
-        log_warning("token cache: directory " + dir + " had mode " + octal_mode(st.st_mode) +
-                    "; set to 0700");
-        if (::chmod(dir.c_str(), 0700) != 0) fail_errno("chmod", dir);
-    }
+    check_cache_dir(dir);
 }
 
-FileLock::FileLock(const std::string& path, std::chrono::milliseconds timeout) {
+namespace {
+
+std::int64_t secs(const struct timespec& t) {
+    return static_cast<std::int64_t>(t.tv_sec);
+}
+
+std::optional<WriteBackoff> marker_of(const struct stat& st) {
+    // Present when mtime > atime (see the contract in the header).
+    if (secs(st.st_mtim) <= secs(st.st_atim)) return std::nullopt;
+    return WriteBackoff{secs(st.st_atim), secs(st.st_mtim)};
+}
+
+bool set_times(int fd, std::int64_t atime, std::int64_t mtime) {
+    struct timespec ts[2] = {};
+    ts[0].tv_sec = static_cast<time_t>(atime);
+    ts[1].tv_sec = static_cast<time_t>(mtime);
+    return ::futimens(fd, ts) == 0;
+}
+
+}  // namespace
+
+std::optional<WriteBackoff> read_write_backoff(const std::string& lock_path) {
+    struct stat st {};
+    if (::lstat(lock_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+    return marker_of(st);
+}
+
+std::optional<WriteBackoff> FileLock::write_backoff() const {
+    struct stat st {};
+    if (::fstat(fd_.get(), &st) != 0) return std::nullopt;
+    return marker_of(st);
+}
+
+bool FileLock::set_write_backoff(const WriteBackoff& b) {
+    return set_times(fd_.get(), b.since, std::max(b.until, b.since + 1));
+}
+
+bool FileLock::clear_write_backoff(std::int64_t now) {
+    return set_times(fd_.get(), now, now);
+}
+
+FileLock::FileLock(const std::string& path, std::chrono::milliseconds timeout,
+                   std::optional<Deadline> deadline, const std::string& what)
+    : path_(path) {
     fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600));
     if (!fd_) {
         if (errno == ELOOP)
@@ -301,16 +373,23 @@ FileLock::FileLock(const std::string& path, std::chrono::milliseconds timeout) {
     check_owner(st, path, "lock file");
     // Poll with a growing pause so that the wait is bounded (a refresh takes at
     // most one token request); the kernel drops the lock of a dead process.
-    auto deadline = std::chrono::steady_clock::now() + timeout;
+    // The wait ends at min(timeout, deadline); which of them ended it decides the error.
+    const auto own_end = std::chrono::steady_clock::now() + timeout;
+    const bool deadline_first = deadline && *deadline < own_end;
+    const auto end = deadline_first ? *deadline : own_end;
     auto pause = std::chrono::milliseconds(1);
     for (;;) {
         if (::flock(fd_.get(), LOCK_EX | LOCK_NB) == 0) return;
         if (errno != EWOULDBLOCK && errno != EINTR) fail_errno("lock", path);
-        if (std::chrono::steady_clock::now() >= deadline)
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= end && deadline_first)
+            throw DeadlineError(what.empty() ? "the lock " + path : what);
+        if (now >= end)
             fail("token cache: timed out after " +
                  std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) +
                  " s waiting for the lock " + path + " (another process is refreshing)");
-        std::this_thread::sleep_for(pause);
+        std::this_thread::sleep_for(
+            std::min<std::chrono::steady_clock::duration>(pause, end - now));
         pause = std::min(pause * 2, std::chrono::milliseconds(50));
     }
 }

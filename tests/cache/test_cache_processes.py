@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Multi-process tests of the shared token cache (DESIGN.md section 5).
+"""Multi-process tests of the shared token cache (docs/design.md section Token cache).
 
 Each case starts token_probe processes (one TokenCache operation each) against
 one state directory and checks what the token endpoint saw and what the cache

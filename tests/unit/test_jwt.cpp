@@ -2,6 +2,7 @@
 // in a temporary directory; the assertion's signature is verified with OpenSSL
 // (PS256 and RS256), the header thumbprints are compared with digests computed
 // by the openssl CLI, and the claims are checked.
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -12,10 +13,12 @@
 
 #include <array>
 #include <boost/test/unit_test.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -217,6 +220,35 @@ BOOST_AUTO_TEST_CASE(bad_credentials_are_configuration_errors) {
     expect(k.crt, k.key, "chmod 600");
     ::chmod(k.key.c_str(), 0600);
     BOOST_CHECK_NO_THROW(ClientCertificate::load(k.crt, k.key));
+}
+
+// A certificate or key file that is a FIFO is refused before anything waits for
+// a writer (if the load blocks, the test opens the writer end after 2 s so that
+// it fails instead of hanging).
+BOOST_AUTO_TEST_CASE(fifo_credentials_refused_promptly) {
+    Keys k;
+    const std::string fifo = (k.dir / "fifo").string();
+    BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    for (int as_key = 0; as_key < 2; ++as_key) {
+        auto f = std::async(std::launch::async, [&] {
+            try {
+                ClientCertificate::load(as_key ? k.crt : fifo, as_key ? fifo : k.key);
+            } catch (const ConfigError& e) {
+                return std::string(e.what());
+            }
+            return std::string();
+        });
+        if (f.wait_for(std::chrono::seconds(2)) != std::future_status::ready) {
+            int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);  // unblock the reader
+            f.wait();
+            if (w >= 0) ::close(w);
+            BOOST_ERROR("loading a FIFO blocked (as_key=" << as_key << ")");
+            continue;
+        }
+        std::string e = f.get();
+        BOOST_TEST(e.find(fifo) != std::string::npos, e);
+        BOOST_TEST(e.find("not a regular file") != std::string::npos, e);
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

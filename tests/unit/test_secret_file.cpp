@@ -1,11 +1,14 @@
 // Secret files: mode and owner checks, trailing whitespace.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include "error.hpp"
 #include "secret_file.hpp"
@@ -77,4 +80,40 @@ BOOST_AUTO_TEST_CASE(symlinks_by_owner) {
     BOOST_REQUIRE(::lchown((d.path / "foreign-link").c_str(), 65534, 65534) == 0);
     std::string e = error_of((d.path / "foreign-link").string());
     BOOST_TEST(e.find("symlink owned by uid 65534") != std::string::npos);
+}
+
+// A FIFO must be refused before anything waits for a writer. If the reader
+// blocks (the defect), the test opens the writer end itself after 2 s so that
+// it fails instead of hanging.
+BOOST_AUTO_TEST_CASE(refuses_fifo_promptly) {
+    TempDir d;
+    const std::string fifo = (d.path / "fifo").string();
+    BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    for (int check = 0; check < 2; ++check) {
+        auto t0 = std::chrono::steady_clock::now();
+        auto f = std::async(std::launch::async, [&] {
+            try {
+                if (check) {
+                    check_secret_file(fifo);
+                } else {
+                    read_secret_file(fifo);
+                }
+            } catch (const ConfigError& e) {
+                return std::string(e.what());
+            }
+            return std::string();
+        });
+        if (f.wait_for(std::chrono::seconds(2)) != std::future_status::ready) {
+            int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);  // unblock the reader
+            f.wait();
+            if (w >= 0) ::close(w);
+            BOOST_ERROR("reading a FIFO blocked (check=" << check << ")");
+            continue;
+        }
+        std::string e = f.get();
+        BOOST_TEST(e.find(fifo) != std::string::npos, e);
+        BOOST_TEST(e.find("not a regular file") != std::string::npos, e);
+        BOOST_TEST(e.find("FIFO") != std::string::npos, e);
+        BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1)));
+    }
 }

@@ -1,6 +1,7 @@
-// Unit tests of the shared token cache (DESIGN.md section 5) with an
+// Unit tests of the shared token cache (docs/design.md section Token cache) with an
 // in-process fake TokenSource and an injected clock.
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "log.hpp"
 #include "token.hpp"
 #include "token_cache.hpp"
+#include "token_cache_file.hpp"
 
 namespace fs = std::filesystem;
 using namespace o365;
@@ -41,6 +43,19 @@ struct FakeSource : TokenSource {
     std::optional<OAuthError> fail;
     std::string last_refresh_token;
     int sleep_ms = 0;
+    std::atomic<int> with_deadline{0};
+
+    // Like a network source: the wait ends at the deadline, with a timeout.
+    TokenGrant acquire_until(const Account& a, const std::string& rt, Deadline d) override {
+        ++with_deadline;
+        auto wait = std::chrono::milliseconds(sleep_ms);
+        if (wait > remaining(d)) {
+            ++calls;
+            std::this_thread::sleep_until(d);
+            throw OAuthError(ErrorClass::temporary, "token request to fake: timed out");
+        }
+        return acquire(a, rt);
+    }
 
     TokenGrant acquire(const Account& a, const std::string& rt) override {
         int n = ++calls;
@@ -484,16 +499,215 @@ BOOST_AUTO_TEST_CASE(foreign_owner_refused) {
     BOOST_TEST(st.st_uid == 65534u);  // not replaced
 }
 
-BOOST_AUTO_TEST_CASE(loose_directory_tightened) {
-    fs::create_directories(state + "/tokens");
-    BOOST_REQUIRE(::chmod((state + "/tokens").c_str(), 0755) == 0);
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The deadline bounds the token request: a 12 s source, a 2 s deadline.
+BOOST_AUTO_TEST_CASE(deadline_bounds_slow_token_request) {
     TokenCache c = cache();
-    c.get(app());
-    BOOST_TEST(mode_of(state + "/tokens") == 0700u);
+    src->sleep_ms = 12000;
+    auto t0 = std::chrono::steady_clock::now();
+    try {
+        c.get(app(), deadline_in(std::chrono::seconds(2)));
+        BOOST_ERROR("get() returned a token from a source slower than the deadline");
+    } catch (const DeadlineError& e) {
+        BOOST_TEST(e.error_class() == ErrorClass::temporary);
+        BOOST_TEST(std::string(e.what()).find("deadline reached while waiting for the token "
+                                              "request of account app") != std::string::npos,
+                   e.what());
+    }
+    BOOST_TEST(seconds_since(t0) < 3.0);
+    BOOST_TEST(src->with_deadline == 1);
+    // Cut short by our deadline: not Entra's failure, no backoff recorded.
+    auto e = c.peek(app());
+    BOOST_TEST(!(e && e->last_error));
+    // Without a deadline the old call still works (and asks without one).
+    src->sleep_ms = 0;
+    BOOST_TEST(!c.get(app()).value.empty());
+    BOOST_TEST(src->with_deadline == 1);
+    // refresh() too.
+    src->sleep_ms = 12000;
+    t0 = std::chrono::steady_clock::now();
+    BOOST_CHECK_THROW(c.refresh(app(), c.get(app()).value, deadline_in(std::chrono::seconds(1))),
+                      DeadlineError);
+    BOOST_TEST(seconds_since(t0) < 2.0);
+}
+
+// A deadline already passed: no request at all.
+BOOST_AUTO_TEST_CASE(deadline_passed_no_request) {
+    TokenCache c = cache();
+    BOOST_CHECK_THROW(c.get(app(), deadline_in(std::chrono::milliseconds(-1))), DeadlineError);
+    BOOST_TEST(src->calls == 0);
+}
+
+// The lock held by another process: the waiter gives up at the deadline (the
+// lock's own timeout is 2 x http_timeout + 10 s = 70 s), or keeps sending the
+// current token when it still may.
+BOOST_AUTO_TEST_CASE(deadline_bounds_lock_wait) {
+    TokenCache c = cache();
+    AccessToken t1 = c.get(app());
+    int fd = ::open((state + "/tokens/app.lock").c_str(), O_RDWR | O_CLOEXEC);
+    BOOST_REQUIRE(fd >= 0);
+    BOOST_REQUIRE(::flock(fd, LOCK_EX) == 0);  // a separate open file: like another process
+    now += 3600 - 300;                         // inside the window, 300 s left
+    auto t0 = std::chrono::steady_clock::now();
+    BOOST_TEST(c.get(app(), deadline_in(std::chrono::seconds(1))).value == t1.value);
+    BOOST_TEST(seconds_since(t0) < 1.8);
+    now += 250;  // 50 s left: the current token may not be sent
+    t0 = std::chrono::steady_clock::now();
+    try {
+        c.get(app(), deadline_in(std::chrono::seconds(1)));
+        BOOST_ERROR("get() must throw");
+    } catch (const DeadlineError& e) {
+        BOOST_TEST(std::string(e.what()).find(
+                       "deadline reached while waiting for the token lock of account app") !=
+                   std::string::npos);
+    }
+    BOOST_TEST(seconds_since(t0) < 1.8);
+    BOOST_TEST(seconds_since(t0) > 0.8);
+    BOOST_TEST(src->calls == 1);
+    ::close(fd);
+    BOOST_TEST(c.get(app(), deadline_in(std::chrono::seconds(5))).value != t1.value);
+}
+
+// A persistent 535: reject() records it, then get() defers without requests.
+BOOST_AUTO_TEST_CASE(reject_records_backoff_without_requests) {
+    TokenCache c = cache();
+    AccessToken t1 = c.get(app());
+    AccessToken t2 = c.refresh(app(), t1.value);  // the forced refresh after the first 535
+    BOOST_REQUIRE(t2.value != t1.value);
+    BOOST_REQUIRE(src->calls == 2);
+    c.reject(app(), t2.value, "535 5.7.3 Authentication unsuccessful");
+    for (int i = 0; i < 10; ++i) {
+        try {
+            c.get(app());
+            BOOST_ERROR("get() must throw during the backoff");
+        } catch (const Error& e) {
+            BOOST_TEST(e.error_class() == ErrorClass::temporary);
+            BOOST_TEST(std::string(e.what()).find("535 5.7.3") != std::string::npos, e.what());
+        }
+        now += 0;
+    }
+    BOOST_TEST(src->calls == 2);  // no token request during the backoff
+    auto e = c.peek(app());
+    BOOST_REQUIRE(e.has_value());
+    BOOST_TEST(e->access_token.empty());
+    BOOST_TEST(e->failures == 1);
+    BOOST_TEST(e->backoff_until == now + 5);
+    BOOST_TEST(log_text().find(t2.value) == std::string::npos);
+    // After the backoff: one request; a second rejection doubles the backoff.
+    now += 6;
+    AccessToken t3 = c.get(app());
+    BOOST_TEST(src->calls == 3);
+    c.reject(app(), t3.value, "535 again");
+    e = c.peek(app());
+    BOOST_REQUIRE(e.has_value());
+    BOOST_TEST(e->failures == 1);  // the success in between reset the count
+    // A token that is no longer the stored one: nothing is recorded.
+    now += 6;
+    AccessToken t4 = c.get(app());
+    c.reject(app(), t3.value, "stale");
+    BOOST_TEST(c.get(app()).value == t4.value);
+}
+
+// Disk full: the token is used, the backoff kept in the lock file's marker,
+// the cause logged once, and no token request per delivery.
+BOOST_AUTO_TEST_CASE(unwritable_cache_keeps_backoff) {
+    std::atomic<int> faults{0};
+    set_write_fault_hook([&](std::string_view step) {
+        if (step != "write") return 0;
+        ++faults;
+        return ENOSPC;
+    });
+    struct Unhook {
+        ~Unhook() { set_write_fault_hook({}); }
+    } unhook;
+    TokenCache c = cache();
+    AccessToken t1 = c.get(app());  // the request works, the write does not
+    BOOST_TEST(!t1.value.empty());
+    BOOST_TEST(src->calls == 1);
+    for (int i = 0; i < 10; ++i) {
+        try {
+            c.get(app());
+            BOOST_ERROR("get() must throw while the write backoff lasts");
+        } catch (const Error& e) {
+            BOOST_TEST(e.error_class() == ErrorClass::temporary);
+            BOOST_TEST(std::string(e.what()).find("could not be written") != std::string::npos,
+                       e.what());
+        }
+    }
+    BOOST_TEST(src->calls == 1);
+    auto count_errors = [&] {
+        std::istringstream in(log_text());
+        int n = 0;
+        for (std::string line; std::getline(in, line);)
+            if (line.find("error: ") != std::string::npos &&
+                line.find("No space left on device") != std::string::npos)
+                ++n;
+        return n;
+    };
+    BOOST_TEST(count_errors() == 1);
+    // After the backoff: one request, still unwritable: logged at debug only,
+    // and the backoff doubles (10 s).
+    now += 6;
+    BOOST_TEST(!c.get(app()).value.empty());
+    BOOST_TEST(src->calls == 2);
+    BOOST_TEST(count_errors() == 1);
+    now += 6;
+    BOOST_CHECK_THROW(c.get(app()), Error);
+    BOOST_TEST(src->calls == 2);
+    // A failed request while unwritable: its backoff is kept too.
+    now += 5;
+    src->fail = temp_error();
+    BOOST_CHECK_THROW(c.get(app()), Error);
+    BOOST_TEST(src->calls == 3);
+    BOOST_CHECK_THROW(c.get(app()), Error);
+    BOOST_TEST(src->calls == 3);
+    // The disk has room again: the next request is stored and the marker cleared.
+    set_write_fault_hook({});
+    src->fail.reset();
+    now += 6;
+    AccessToken t2 = c.get(app());
+    BOOST_TEST(src->calls == 4);
+    BOOST_TEST(c.get(app()).value == t2.value);
+    BOOST_TEST(src->calls == 4);
+    BOOST_TEST(!read_write_backoff(state + "/tokens/app.lock").has_value());
+    BOOST_TEST(faults >= 3);
+}
+
+// A tokens/ directory that group or other may write is refused on every path,
+// the warm one included (another user could swap the entry), naming the fix.
+BOOST_AUTO_TEST_CASE(loose_directory_refused_on_every_path) {
+    TokenCache c = cache();
+    c.get(app());  // warm entry
+    const int calls = src->calls;
+    const std::string dir = state + "/tokens";
+    for (mode_t loose : {0770, 0707, 0755}) {
+        BOOST_TEST_CONTEXT("mode " << std::oct << loose) {
+            BOOST_REQUIRE(::chmod(dir.c_str(), loose) == 0);
+            try {
+                c.get(app());
+                BOOST_ERROR("a loose tokens directory was trusted");
+            } catch (const Error& e) {
+                BOOST_TEST((e.error_class() == ErrorClass::temporary));
+                BOOST_TEST(std::string(e.what()).find(dir) != std::string::npos, e.what());
+                BOOST_TEST(std::string(e.what()).find("chmod 700 " + dir) != std::string::npos,
+                           e.what());
+            }
+            BOOST_CHECK_THROW(c.refresh(app(), "x"), Error);  // the locked path too
+            BOOST_CHECK_THROW(c.force_refresh(app()), Error);
+            BOOST_TEST(mode_of(dir) == loose);  // not silently changed
+        }
+    }
+    BOOST_TEST(src->calls == calls);
+    BOOST_REQUIRE(::chmod(dir.c_str(), 0700) == 0);
+    BOOST_CHECK_NO_THROW(c.get(app()));
 }
 
 BOOST_AUTO_TEST_CASE(stale_temp_file_is_replaced) {
     fs::create_directories(state + "/tokens");
+    BOOST_REQUIRE(::chmod((state + "/tokens").c_str(), 0700) == 0);
     write_file(state + "/tokens/.app.json.tmp", "{half");
     TokenCache c = cache();
     c.get(app());
