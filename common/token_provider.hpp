@@ -24,12 +24,14 @@
 #include <string>
 
 #include "config.hpp"
+#include "deadline.hpp"
+#include "log.hpp"
 #include "token_cache.hpp"
 
 namespace o365 {
 
 // The overall deadline of a delivery or a check; nullopt for none.
-using TokenDeadline = std::optional<std::chrono::steady_clock::time_point>;
+using TokenDeadline = std::optional<Deadline>;
 
 class TokenProvider {
   public:
@@ -41,17 +43,26 @@ class TokenProvider {
                         const std::string& reason) noexcept = 0;
 };
 
-// The shared token cache. The deadline is not passed on yet and reject() does
-// nothing yet: the cache's deadline-aware get/refresh and its reject() are
-// wired here when they exist.
+// The shared token cache.
 class CacheTokenProvider : public TokenProvider {
   public:
     explicit CacheTokenProvider(TokenCache& cache) : cache_(cache) {}
-    AccessToken get(const Account& a, TokenDeadline) override { return cache_.get(a); }
-    AccessToken refresh(const Account& a, const std::string& rejected, TokenDeadline) override {
-        return cache_.refresh(a, rejected);
+    AccessToken get(const Account& a, TokenDeadline deadline) override {
+        return cache_.get(a, deadline);
     }
-    void reject(const Account&, const std::string&, const std::string&) noexcept override {}
+    AccessToken refresh(const Account& a, const std::string& rejected,
+                        TokenDeadline deadline) override {
+        return cache_.refresh(a, rejected, deadline);
+    }
+    void reject(const Account& a, const std::string& token,
+                const std::string& reason) noexcept override {
+        try {
+            cache_.reject(a, token, reason);
+        } catch (const std::exception& e) {
+            log_warning(std::string("token cache: could not record the refused token: ") +
+                        e.what());
+        }
+    }
 
   private:
     TokenCache& cache_;

@@ -586,10 +586,8 @@ class Tokens(TransportTestBase):
         self.assertEqual(self.env.entra_token_requests() - before["entra"], 1)
         self.assertEqual(self.delta(before, "auth_attempts"), 2)
 
-    # The second delivery must not ask Entra again: the cache's backoff applies
-    # to a persistent 535 once CacheTokenProvider::reject() calls
-    # TokenCache::reject() (wired at merge; remove expectedFailure then).
-    @unittest.expectedFailure
+    # The second delivery must not ask Entra again, nor connect: the cache
+    # dropped the refused token and its backoff applies (TokenCache::reject()).
     def test_persistent_535_backs_off_without_token_requests(self):
         self.assert_delivered(self.deliver())  # warm cache
         self.env.set_faults([{"stage": "auth", "reply": "535 5.7.3 Authentication unsuccessful"}])
@@ -597,8 +595,10 @@ class Tokens(TransportTestBase):
         self.assert_deferred(first, dsn="4.7.3")
         before = self.snapshot()
         res = self.deliver()
-        self.assert_deferred(res)
+        self.assert_deferred(res, dsn="4.7.0")
+        self.assertIn("535", res.line)
         self.assertEqual(self.env.entra_token_requests() - before["entra"], 0, res)
+        self.assertEqual(self.delta(before, "auth_attempts"), 0, res)
 
     def test_cold_cache_30_concurrent_one_token_request(self):
         self.env.set_o365_config({"max_connections_per_mailbox": 100})
