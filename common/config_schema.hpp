@@ -88,7 +88,7 @@ struct KeySpec {
     std::string_view name;
     ValueType type;
     Field field;
-    long long min = 0, max = 0;                 // integer
+    long long min = 0, max = 0;                      // integer
     std::span<const std::string_view> choices = {};  // choice, in the enum's declaration order
     Inherit inherit = Inherit::no;
     bool required = false;    // every account needs a non-empty value (after inheritance)
