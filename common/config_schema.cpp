@@ -250,14 +250,19 @@ constexpr SectionInfo kSections[] = {
 
 // ---- Where a section's keys are stored ---------------------------------------
 
-void* target_of(SectionKind s, Config* c, Account* a) {
+// The struct that holds section S's keys: in C, or for [entra] and account keys
+// in A when given. nullptr when that is not at hand. Const in, const out.
+template <class C, class A>
+auto target_of(SectionKind s, C* c, A* a)
+    -> std::conditional_t<std::is_const_v<C>, const void*, void*> {
     switch (s) {
         case S::relay:
             return c ? &c->relay : nullptr;
         case S::smtp:
             return c ? &c->smtp : nullptr;
         case S::entra:
-            return a ? static_cast<void*>(&a->entra) : c ? &c->entra : nullptr;
+            if (a) return &a->entra;
+            return c ? &c->entra : nullptr;
         case S::account:
             return a;
         case S::milter:
@@ -495,8 +500,7 @@ std::optional<std::string> store_value(const KeySpec& k, std::string_view text, 
 }
 
 std::string value_text(const KeySpec& k, const Config* config, const Account* account) {
-    const void* target =
-        target_of(k.section, const_cast<Config*>(config), const_cast<Account*>(account));
+    const void* target = target_of(k.section, config, account);
     return target ? k.field.show(k, target) : std::string();
 }
 
