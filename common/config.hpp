@@ -1,13 +1,20 @@
-// config: the o365relay.conf file (DESIGN.md section 3) read with inih into an
-// immutable typed value.
+// config: the o365relay.conf file (docs/design.md section "Configuration") read
+// with inih into an immutable typed value. The keys, their kinds, defaults shown
+// in the man page and inheritance are one table: config_schema.hpp.
 //
 // Contract: load_config() returns a fully validated Config or throws
 // ConfigError whose message names the file, the line and the key ("FILE:LINE:
-// [section] key: problem"). Every key has its default; unknown sections and keys,
-// bad values, duplicate accounts and missing required keys are errors. Accounts
-// inherit [entra] and may override any of its keys. Secret files are only named
-// here; secret_file.hpp reads them. Config values are never modified after
-// loading, so a shared_ptr<const Config> may be read from any thread.
+// [section] key: problem"). Every key has its default (the member initializers
+// below); unknown sections and keys, bad values, a single-valued key set twice,
+// duplicate accounts, missing required keys and a file without any [account
+// NAME] section are errors. A repeated list key, or an indented continuation
+// line, appends to the list. Accounts inherit [entra] and may override any of
+// its keys; a delegated account does not inherit the app's credential
+// (certificate_file, private_key_file, client_secret_file) nor its scope.
+// load_config() reads regular files only (a directory or FIFO is refused, never
+// waited on). Secret files are only named here; secret_file.hpp reads them.
+// Config values are never modified after loading, so a shared_ptr<const Config>
+// may be read from any thread.
 #pragma once
 
 #include <cstdint>
@@ -18,9 +25,12 @@
 #include <utility>
 #include <vector>
 
+#include "log_level.hpp"
+
 namespace o365 {
 
-enum class LogLevel { debug, info, warning, error };
+// The enums' declaration order is the order of their choices in the schema
+// table (config_schema.cpp); test_config_schema checks both agree.
 enum class Flow { client_credentials, delegated };
 enum class AssertionAlg { ps256, rs256 };
 enum class UnknownSender { reject, tempfail, accept };
@@ -73,7 +83,9 @@ struct Account {
     std::string mailbox;               // XOAUTH2 user=, lower-cased domain
     std::vector<std::string> senders;  // "user@domain" or "@domain", domain lower-cased
     Flow flow = Flow::client_credentials;
-    EntraSettings entra;  // [entra] merged with the account's overrides; scope resolved
+    // [entra] merged with the account's own keys; scope resolved. A delegated
+    // account inherits no credential file and no scope from [entra].
+    EntraSettings entra;
     std::vector<std::pair<std::string, std::string>> headers;  // add_header = Name: value
 
     bool uses_certificate() const { return !entra.certificate_file.empty(); }
@@ -120,6 +132,7 @@ struct Config {
 std::shared_ptr<const Config> load_config(const std::string& path);
 
 // Same, from text (tests, fuzzing). `name` is used in error messages.
+// Throws ConfigError.
 std::shared_ptr<const Config> parse_config(const std::string& text, const std::string& name);
 
 inline constexpr const char* kDefaultConfigPath = "/etc/o365relay/o365relay.conf";

@@ -35,7 +35,7 @@
 #include <string>
 #include <string_view>
 
-#include "config.hpp"
+#include "log_level.hpp"
 
 namespace o365 {
 

@@ -232,14 +232,11 @@ class ConfigAndAccounts(CtlTest):
             text = f.read()
         with open(conf, "w") as f:
             f.write(text[:text.index("[account noreply]")])
-        r = self.ctl("check", conf=conf)
-        self.assertEqual(r.rc, FAILED, r)
-        self.assertIn("no [account NAME] section", r.out, r)
-        r = self.ctl("token", "status", conf=conf)
-        self.assertEqual(r.rc, OK, r)
-        self.assertIn("no accounts", r.out, r)
-        r = self.ctl("token", "refresh", "noreply", conf=conf)
-        self.assertEqual(r.rc, USAGE, r)
+        # A file without an account is a configuration error for every command.
+        for args in (["check"], ["token", "status"], ["token", "refresh", "noreply"]):
+            r = self.ctl(*args, conf=conf)
+            self.assertEqual(r.rc, CONFIG, r)
+            self.assertIn("no [account NAME] section: o365relay relays nothing", r.err, r)
 
     def test_unknown_account_exits_64(self):
         before = self.entra_grants()

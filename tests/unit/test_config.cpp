@@ -1,6 +1,19 @@
 // Config loading: good files, every default, inheritance, and bad files whose
 // errors must name file, line and key (table-driven).
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <thread>
 
 #include "config.hpp"
 #include "error.hpp"
@@ -205,6 +218,245 @@ BOOST_AUTO_TEST_CASE(bad_files_name_file_line_and_key) {
                 BOOST_TEST(err.find(s) != std::string::npos, "missing '" << s << "'");
         }
     }
+}
+
+// A fresh directory under TMPDIR, removed at the end of the test.
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "o365cfgXXXXXX").string();
+        BOOST_REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        path = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+};
+
+// load_config(path) in a child process, so that a hang (a FIFO opened for
+// reading blocks until a writer comes) fails the test instead of stalling it.
+// Returns the error text, "" when the file loaded, nullopt when it hung.
+std::optional<std::string> load_error_in_child(const std::string& path) {
+    int fds[2];
+    BOOST_REQUIRE(::pipe(fds) == 0);
+    pid_t pid = ::fork();
+    BOOST_REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close(fds[0]);
+        std::string msg;
+        try {
+            load_config(path);
+        } catch (const ConfigError& e) {
+            msg = std::string("ConfigError: ") + e.what();
+        } catch (const std::exception& e) {
+            msg = std::string("other exception: ") + e.what();
+        }
+        ssize_t n = ::write(fds[1], msg.data(), msg.size());
+        ::_exit(n == static_cast<ssize_t>(msg.size()) ? 0 : 1);
+    }
+    ::close(fds[1]);
+    pollfd p{fds[0], POLLIN, 0};
+    std::string out;
+    bool hung = false;
+    for (;;) {
+        int r = ::poll(&p, 1, 5000);
+        if (r == 0) {
+            hung = true;
+            break;
+        }
+        char buf[512];
+        ssize_t n = ::read(fds[0], buf, sizeof buf);
+        if (n <= 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fds[0]);
+    if (hung) ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (hung) return std::nullopt;
+    return out;
+}
+
+BOOST_AUTO_TEST_CASE(repeated_list_keys_append) {
+    // A second line of a list key adds to the list: it must not silently drop
+    // (unblock) what the first line said.
+    auto c = parse_config(std::string(kMinimal) +
+                              "senders = three@contoso.com\n"
+                              "[policy]\n"
+                              "blocked_recipient_domains = a.example\n"
+                              "allowed_recipient_domains = one.example\n"
+                              "blocked_recipient_domains = b.example, c.example\n"
+                              "allowed_recipient_domains = two.example\n",
+                          "t.conf");
+    BOOST_TEST(c->policy.blocked_recipient_domains ==
+                   (std::vector<std::string>{"a.example", "b.example", "c.example"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(c->policy.allowed_recipient_domains ==
+                   (std::vector<std::string>{"one.example", "two.example"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(c->accounts[0].senders ==
+                   (std::vector<std::string>{"noreply@contoso.com", "@apps.contoso.com",
+                                             "three@contoso.com"}),
+               boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(list_keys_append_across_repeated_sections) {
+    auto c = parse_config(std::string(kMinimal) +
+                              "[policy]\nblocked_recipient_domains = a.example\n"
+                              "[smtp]\nport = 25\n"
+                              "[policy]\nblocked_recipient_domains = b.example\n",
+                          "t.conf");
+    BOOST_TEST(
+        c->policy.blocked_recipient_domains == (std::vector<std::string>{"a.example", "b.example"}),
+        boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(repeated_scalar_key_names_both_lines) {
+    struct Case {
+        std::string text;
+        std::string expect;
+    };
+    const std::string m = kMinimal;  // 8 lines
+    const std::vector<Case> cases = {
+        {m + "[smtp]\nport = 25\nhost = h.example\nport = 2525\n",
+         "test.conf:12: [smtp] port: set twice (first at line 10)"},
+        {m + "mailbox = other@contoso.com\n",
+         "test.conf:9: [account noreply] mailbox: set twice (first at line 7)"},
+        {m + "[entra]\ntenant = again.example\n",
+         "test.conf:10: [entra] tenant: set twice (first at line 2)"},
+        {m + "[smtp]\nport = 25\n[policy]\nmax_recipients = 5\n[smtp]\nport = 26\n",
+         "test.conf:14: [smtp] port: set twice (first at line 10)"},
+        {m + "flow = delegated\nflow = delegated\n",
+         "test.conf:10: [account noreply] flow: set twice (first at line 9)"},
+    };
+    for (const auto& c : cases) {
+        std::string err = error_of(c.text);
+        BOOST_TEST_CONTEXT(c.text) {
+            BOOST_TEST(err == c.expect);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(indented_line_continues_a_list_key) {
+    auto c = parse_config(std::string(kMinimal) +
+                              "  more@contoso.com ; a comment\n"
+                              "\t@more.example\n"
+                              "[policy]\n"
+                              "blocked_recipient_domains = a.example\n"
+                              "    b.example c.example\n"
+                              "; a comment between\n"
+                              "    d.example\n",
+                          "t.conf");
+    BOOST_TEST(c->accounts[0].senders ==
+                   (std::vector<std::string>{"noreply@contoso.com", "@apps.contoso.com",
+                                             "more@contoso.com", "@more.example"}),
+               boost::test_tools::per_element());
+    BOOST_TEST(c->policy.blocked_recipient_domains ==
+                   (std::vector<std::string>{"a.example", "b.example", "c.example", "d.example"}),
+               boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(indented_line_after_a_scalar_key_is_an_error) {
+    const std::string m = kMinimal;  // 8 lines
+    std::string err = error_of(m + "[smtp]\nport = 587\n  2525\n");
+    BOOST_TEST(err.find("test.conf:11: [smtp] port:") == 0u, err);
+    BOOST_TEST(err.find("continuation") != std::string::npos, err);
+    // An indented "key = value" after a scalar is a continuation too, not a key.
+    err = error_of(m + "[smtp]\nport = 587\n  host = h.example\n");
+    BOOST_TEST(err.find("test.conf:11: [smtp] port:") == 0u, err);
+    err = error_of(m + "mailbox = noreply@contoso.com\n");  // not indented: set twice
+    BOOST_TEST(err.find("set twice") != std::string::npos, err);
+}
+
+BOOST_AUTO_TEST_CASE(a_file_without_account_is_an_error) {
+    for (const std::string& text :
+         {std::string(""), std::string("[entra]\ntenant = t\nclient_id = c\n"),
+          std::string("[smtp]\nport = 25\n[policy]\nmax_recipients = 3\n")}) {
+        std::string err = error_of(text);
+        BOOST_TEST_CONTEXT(text) {
+            BOOST_TEST(err.find("test.conf") == 0u, err);
+            BOOST_TEST(err.find("no [account NAME] section: o365relay relays nothing") !=
+                           std::string::npos,
+                       err);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(delegated_account_does_not_inherit_the_app_credential) {
+    auto c = parse_config(R"([entra]
+tenant = t.example
+client_id = cid
+client_secret_file = /etc/o365relay/secret
+certificate_file = /etc/o365relay/app.crt
+private_key_file = /etc/o365relay/app.key
+scope = https://outlook.office365.com/.default
+
+[account app]
+mailbox = app@x.org
+
+[account user]
+mailbox = user@x.org
+flow = delegated
+
+[account confidential]
+mailbox = c@x.org
+flow = delegated
+client_secret_file = /etc/o365relay/c.secret
+scope = https://outlook.office.com/SMTP.Send offline_access openid
+)",
+                          "t.conf");
+    const Account* app = c->find_account("app");
+    const Account* user = c->find_account("user");
+    const Account* conf = c->find_account("confidential");
+    BOOST_REQUIRE(app);
+    BOOST_REQUIRE(user);
+    BOOST_REQUIRE(conf);
+    BOOST_TEST(app->entra.client_secret_file == "/etc/o365relay/secret");
+    BOOST_TEST(app->entra.certificate_file == "/etc/o365relay/app.crt");
+    BOOST_TEST(app->entra.scope == "https://outlook.office365.com/.default");
+    // A public client presents no credential (AADSTS700025), and the app-only
+    // scope is wrong for a user token.
+    BOOST_TEST(user->entra.client_secret_file == "");
+    BOOST_TEST(user->entra.certificate_file == "");
+    BOOST_TEST(user->entra.private_key_file == "");
+    BOOST_TEST(!user->uses_certificate());
+    BOOST_TEST(user->entra.scope == kDelegatedScope);
+    BOOST_TEST(user->entra.tenant == "t.example");  // the rest is inherited
+    BOOST_TEST(user->entra.client_id == "cid");
+    // Its own section may still set them.
+    BOOST_TEST(conf->entra.client_secret_file == "/etc/o365relay/c.secret");
+    BOOST_TEST(conf->entra.scope == "https://outlook.office.com/SMTP.Send offline_access openid");
+}
+
+BOOST_AUTO_TEST_CASE(load_config_reads_a_regular_file) {
+    TempDir d;
+    auto p = (d.path / "o365relay.conf").string();
+    std::ofstream(p) << kMinimal;
+    auto c = load_config(p);
+    BOOST_TEST(c->path == p);
+    BOOST_TEST(c->accounts.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(load_config_refuses_a_directory) {
+    TempDir d;
+    const std::string p = d.path.string();
+    auto err = load_error_in_child(p);
+    BOOST_REQUIRE_MESSAGE(err.has_value(), "load_config of a directory hung");
+    BOOST_TEST(err->find("ConfigError: " + p + ":") == 0u, *err);
+    BOOST_TEST(err->find("not a regular file") != std::string::npos, *err);
+    BOOST_TEST(err->find("directory") != std::string::npos, *err);
+}
+
+BOOST_AUTO_TEST_CASE(load_config_refuses_a_fifo_without_hanging) {
+    TempDir d;
+    const std::string p = (d.path / "fifo.conf").string();
+    BOOST_REQUIRE(::mkfifo(p.c_str(), 0600) == 0);
+    auto err = load_error_in_child(p);
+    BOOST_REQUIRE_MESSAGE(err.has_value(), "load_config of a FIFO hung");
+    BOOST_TEST(err->find("ConfigError: " + p + ":") == 0u, *err);
+    BOOST_TEST(err->find("not a regular file") != std::string::npos, *err);
+    BOOST_TEST(err->find("FIFO") != std::string::npos, *err);
 }
 
 BOOST_AUTO_TEST_CASE(missing_file_is_a_config_error) {

@@ -125,7 +125,10 @@ struct Fixture {
                            "\n[entra]\ntenant = contoso.onmicrosoft.com\nclient_id = " + client_id +
                            "\nclient_secret_file = " + secret + "\n" + extra +
                            "[account app]\nmailbox = app@contoso.com\n"
-                           "[account user]\nmailbox = user@contoso.com\nflow = delegated\n";
+                           "[account user]\nmailbox = user@contoso.com\nflow = delegated\n"
+                           // A delegated account inherits no credential from [entra].
+                           "client_secret_file = " +
+                           secret + "\n";
         return parse_config(text, "test.conf");
     }
     const Account& app() const { return *cfg->find_account("app"); }
