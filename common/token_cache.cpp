@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 
+#include "config_schema.hpp"
 #include "log.hpp"
 #include "token_cache_file.hpp"
 
@@ -77,10 +78,6 @@ class Hasher {
   private:
     EVP_MD_CTX* ctx_;
 };
-
-std::string flow_name(Flow f) {
-    return f == Flow::delegated ? "delegated" : "client_credentials";
-}
 
 std::int64_t effective_window(const Account& a) {
     return std::max<std::int64_t>(a.entra.refresh_window, kMinLeft);
@@ -586,18 +583,16 @@ void TokenCache::store(const Account& a, const TokenGrant& grant) {
 }
 
 std::string TokenCache::fingerprint(const Account& a) {
-    const EntraSettings& s = a.entra;
+    // The credential settings are the ones the config schema marks as such
+    // (common/config_schema.hpp), so a new credential key cannot be forgotten here.
     Hasher h;
-    h.add("v", "1");
-    h.add("authority", s.authority);
-    h.add("tenant", s.tenant);
-    h.add("client_id", s.client_id);
-    h.add("flow", flow_name(a.flow));
-    h.add("scope", s.scope);
-    h.add_file("certificate_file", s.certificate_file);
-    h.add_file("private_key_file", s.private_key_file);
-    h.add_file("client_secret_file", s.client_secret_file);
-    h.add("assertion_alg", s.assertion_alg == AssertionAlg::rs256 ? "RS256" : "PS256");
+    h.add("v", "2");
+    for (const CredentialSetting& c : credential_settings(a)) {
+        if (c.is_file)
+            h.add_file(c.key, c.value);
+        else
+            h.add(c.key, c.value);
+    }
     return h.hex();
 }
 
