@@ -5,7 +5,8 @@ a From the account may not send as is refused in the session.
 Checks:
 1. A From with two addresses, one of them foreign, is refused in the SMTP
    session (550 5.7.1 naming the foreign address), never queued.
-2. An empty configuration file during a reload (an operator's mistake): the
+2. `o365relay-milter --check-config` and `o365relayctl check` exit 78 for a
+   file without an account. An empty configuration file during a reload (an operator's mistake): the
    queued message is deferred with 4.3.5 (never bounced); once the file is
    restored, a queue flush delivers it exactly once.
 3. The same with the configuration path replaced by a directory.
@@ -18,6 +19,7 @@ usage: test_trust.py BUILD_DIR
 """
 import os
 import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -90,6 +92,17 @@ def main():
         check(r["message_id"] not in st.delivered_ids(), "two-address From: nothing delivered")
 
         # 2. an empty configuration file (a reload gone wrong)
+        noacc = os.path.join(st.dir, "no-account.conf")
+        with open(noacc, "w") as f:
+            f.write(good.split("[account ")[0].replace("null_sender_account = noreply", ""))
+        for binary, argv in ((st.milter_bin, ["--check-config", "-c", noacc]),
+                             (st.ctl_bin, ["-c", noacc, "check"])):
+            p = subprocess.run([binary] + argv, capture_output=True, text=True, timeout=30)
+            check(p.returncode == 78 and "no [account NAME] section" in p.stdout + p.stderr,
+                  "%s %s on a file without an account: exit %d (78 expected): %s" %
+                  (os.path.basename(binary), " ".join(argv[:1] if argv[0] != "-c" else argv[2:]), p.returncode,
+                   (p.stdout + p.stderr).strip()[-200:]))
+
         def empty():
             open(st.config, "w").close()
         deferred_then_delivered(st, "empty config", empty, restore, "alerts@contoso.com",
