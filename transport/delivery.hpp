@@ -71,7 +71,6 @@ struct DeliveryReport {
     std::vector<std::string> log_lines() const;
 };
 
-
 // Whether pipe(8)'s ${nexthop} names an account (o365:ACCOUNT in the sender
 // map) rather than being Postfix's default next hop: not empty, not a
 // "[host]" or "host:port" form, and not the domain of one of the recipients

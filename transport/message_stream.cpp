@@ -69,7 +69,9 @@ void WireEncoder::finish(std::string& out) {
 
 HeaderRewriter::HeaderRewriter(std::string field_name, Callback cb,
                                std::optional<std::string> add_if_missing)
-    : name_(std::move(field_name)), cb_(std::move(cb)), add_if_missing_(std::move(add_if_missing)) {}
+    : name_(std::move(field_name)),
+      cb_(std::move(cb)),
+      add_if_missing_(std::move(add_if_missing)) {}
 
 namespace {
 
