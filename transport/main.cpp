@@ -8,7 +8,8 @@
 // it in the DSN). Every exception is caught; a usage or configuration error
 // (including a file without any account: a directory or an empty file as -c)
 // defers (4.3.5) and says what to fix. Until the configuration is loaded, log
-// lines go to syslog.
+// lines go to syslog. `--help` and `--version`, given alone, print on stdout
+// and exit 0 without reading the configuration or the message.
 #include <signal.h>
 #include <unistd.h>
 
@@ -75,6 +76,15 @@ std::shared_ptr<const o365::Config> load_usable_config(const o365::TransportArgs
     return config;
 }
 
+// --help / --version: the text on stdout, exit 0; nothing else happens.
+int print_and_exit(o365::TransportMode mode) {
+    std::string text = mode == o365::TransportMode::help
+                           ? std::string(o365::kTransportHelp)
+                           : std::string(kIdent) + " " + O365_VERSION + "\n";
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return std::fflush(stdout) == 0 ? 0 : o365::kExTempFail;
+}
+
 int run(int argc, char** argv) {
     using namespace o365;
     // 1. The command line.
@@ -85,6 +95,7 @@ int run(int argc, char** argv) {
         return config_failure(ta, Cause::usage,
                               std::string(e.what()) + "; fix the o365 entry's argv in master.cf");
     }
+    if (ta.mode != TransportMode::deliver) return print_and_exit(ta.mode);
     // 2. The configuration.
     int status = kExTempFail;
     std::shared_ptr<const Config> config = load_usable_config(ta, status);
