@@ -87,15 +87,20 @@ int print_and_exit(o365::TransportMode mode) {
 
 int run(int argc, char** argv) {
     using namespace o365;
-    // 1. The command line.
+    // 1. The command line: --help and --version print before anything else
+    //    happens (no log, no configuration, no connection).
     TransportArgs ta;
+    std::string usage_error;
     try {
         ta = parse_transport_args(std::vector<std::string>(argv, argv + argc));
     } catch (const UsageError& e) {
-        return config_failure(ta, Cause::usage,
-                              std::string(e.what()) + "; fix the o365 entry's argv in master.cf");
+        usage_error = e.what();
     }
-    if (ta.mode != TransportMode::deliver) return print_and_exit(ta.mode);
+    if (usage_error.empty() && ta.mode != TransportMode::deliver) return print_and_exit(ta.mode);
+    log_init("syslog", LogLevel::info, kIdent);
+    if (!usage_error.empty())
+        return config_failure(ta, Cause::usage,
+                              usage_error + "; fix the o365 entry's argv in master.cf");
     // 2. The configuration.
     int status = kExTempFail;
     std::shared_ptr<const Config> config = load_usable_config(ta, status);
@@ -117,7 +122,6 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
     o365::openssl_init_short_lived();
     ::signal(SIGPIPE, SIG_IGN);
-    o365::log_init("syslog", o365::LogLevel::info, kIdent);
     try {
         return run(argc, argv);
     } catch (const std::exception& e) {
