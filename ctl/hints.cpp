@@ -38,8 +38,10 @@ const ReplyHint kReplyHints[] = {
      "MAILBOX reached its daily recipient limit (10,000 per 24 h): wait, or spread the mail "
      "over more accounts; lower [policy] recipients_per_day to defer earlier"},
     {"4.3.2",
-     "more than 3 connections for MAILBOX: lower o365_destination_concurrency_limit in "
-     "Postfix's main.cf"},
+     "more than 3 concurrent connections for MAILBOX (Exchange's limit per mailbox): with "
+     "o365_destination_recipient_limit = 1 Postfix's destination concurrency limit counts "
+     "per recipient, so the cap per account is the maxproc column of its master.cf entry; "
+     "keep it at 3 or less per account (one entry per busy account), then postfix reload"},
     {"5.7.57", "Office 365 did not accept the authentication: run `o365relayctl check`"},
     {"5.1.1", "the recipient does not exist: check the address"},
     {"5.1.10", "the recipient does not exist: check the address"},

@@ -1,5 +1,7 @@
 // o365relayctl: the administrator's tool. Thin dispatch; the commands live in
 // ctl/cmd_*.cpp. See ctl.hpp for exit statuses.
+#include <getopt.h>
+
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -28,30 +30,56 @@ const char* kUsageText =
     "  -c FILE          config file (default /etc/o365relay/o365relay.conf)\n"
     "  -T PATH          transport binary for send-test (default /usr/sbin/o365relay-transport)\n"
     "  -h, --help       this help; COMMAND --help for a command's help\n"
+    "  --version        print the version and exit\n"
     "\n"
     "Exit status: 0 ok, 1 a check failed, 64 usage error, 75 temporary failure (try again),\n"
     "78 configuration error.\n";
+
+// The global options before COMMAND (getopt_long, stopping at COMMAND).
+// Returns the index of COMMAND, or an exit status in `exit_status` when the
+// options alone decide (--help, --version: 0 on stdout; bad option: 64).
+int parse_globals(int argc, char** argv, o365::ctl::Globals& g, int& exit_status) {
+    using namespace o365::ctl;
+    enum { kVersion = 256 };
+    static const struct option kLong[] = {
+        {"help", no_argument, nullptr, 'h'},
+        {"version", no_argument, nullptr, kVersion},
+        {nullptr, 0, nullptr, 0},
+    };
+    exit_status = -1;
+    for (int opt; (opt = getopt_long(argc, argv, "+c:T:h", kLong, nullptr)) != -1;) {
+        switch (opt) {
+            case 'c':
+                g.config_path = optarg;
+                break;
+            case 'T':
+                g.transport_path = optarg;
+                break;
+            case 'h':
+                std::fputs(kUsageText, stdout);
+                exit_status = kOk;
+                return argc;
+            case kVersion:
+                std::printf("o365relayctl %s\n", O365_VERSION);
+                exit_status = kOk;
+                return argc;
+            default:  // getopt_long named the option on stderr
+                std::fputs(kUsageText, stderr);
+                exit_status = kUsage;
+                return argc;
+        }
+    }
+    return optind;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
     using namespace o365::ctl;
     Globals g;
-    int i = 1;
-    for (; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "-h" || a == "--help") {
-            std::fputs(kUsageText, stdout);
-            return kOk;
-        } else if ((a == "-c" || a == "-T") && i + 1 < argc) {
-            (a == "-c" ? g.config_path : g.transport_path) = argv[++i];
-        } else if (a.rfind("-", 0) == 0) {
-            std::fprintf(stderr, "o365relayctl: unknown option %s\n%s", a.c_str(), kUsageText);
-            return kUsage;
-        } else {
-            break;
-        }
-    }
+    int status = -1;
+    int i = parse_globals(argc, argv, g, status);
+    if (status >= 0) return status;
     if (i >= argc) {
         std::fputs(kUsageText, stderr);
         return kUsage;

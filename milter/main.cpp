@@ -1,23 +1,31 @@
-// o365relay-milter: the milter daemon (DESIGN.md section 6).
+// o365relay-milter: the milter daemon (docs/design.md section 6).
 //
 //   o365relay-milter [-c FILE]            run in the foreground (systemd)
 //   o365relay-milter [-c FILE] --check-config
 //                                        validate FILE: exit 0, or 78 with the
 //                                        error on stderr
+//   o365relay-milter --help | --version  print on stdout, exit 0
 //
 // Start-up: load the config (a bad file: the error on stderr, exit 78), open
-// the socket from [milter] socket (unix:/path: an old socket is removed, the new
-// one gets [milter] socket_mode and the [relay] user as owner; inet:PORT@HOST),
+// the socket from [milter] socket (unix:/path: a stale socket left by a crash,
+// one that connect() finds nobody listening on, is removed; a socket another
+// process answers on, or a file that is not a socket, stops the start with
+// exit 78; the new socket gets [milter] socket_mode and the [relay] user as
+// owner; inet:PORT@HOST),
 // then, when started as root, drop to the [relay] user (user = root keeps root,
 // with a warning; a user that does not exist is a configuration error, 78).
 // SIGHUP reloads the config atomically (a bad file keeps the old config and the
 // log says why; messages in flight finish under the config they started with).
-// SIGTERM/SIGINT stop cleanly through libmilter (as smfi_stop()); the rate
-// counters are saved to <state_dir>/milter-rate.json and loaded at start.
+// SIGTERM/SIGINT stop cleanly through libmilter (as smfi_stop()) and remove the
+// unix socket; the rate counters are saved to <state_dir>/milter-rate.json and
+// loaded at start.
+#include <getopt.h>
 #include <grp.h>
 #include <libmilter/mfapi.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -38,6 +46,7 @@
 #include "privileges.hpp"
 #include "rate_limiter.hpp"
 #include "signals.hpp"
+#include "unique_fd.hpp"
 
 namespace {
 
@@ -45,14 +54,60 @@ constexpr int kExConfig = 78;
 constexpr int kExSoftware = 70;
 constexpr int kExUsage = 64;
 
-void usage() {
-    std::cerr << "usage: o365relay-milter [-c FILE] [--check-config]\n";
-}
+constexpr const char* kUsageText =
+    "usage: o365relay-milter [-c FILE] [--check-config]\n"
+    "       o365relay-milter --help | --version\n"
+    "\n"
+    "Options:\n"
+    "  -c FILE, --config FILE  config file (default /etc/o365relay/o365relay.conf)\n"
+    "  --check-config          validate the config file and exit (0, or 78 with the error)\n"
+    "  -h, --help              this help, exit 0\n"
+    "  --version               the version, exit 0\n";
 
 std::string socket_path(const std::string& spec) {
     for (const char* p : {"unix:", "local:"})
         if (spec.rfind(p, 0) == 0) return spec.substr(std::strlen(p));
     return {};
+}
+
+// What lies at a unix socket's path before the milter binds it.
+enum class SocketFile {
+    absent,      // nothing: bind creates it
+    stale,       // a socket nobody listens on (connect: ECONNREFUSED), left by a crash
+    live,        // a socket something answers on: another milter
+    not_socket,  // a file of another type: never removed
+    unknown,     // cannot tell (lstat or connect failed otherwise)
+};
+
+struct SocketProbe {
+    SocketFile state;
+    std::string detail;  // for unknown: why
+};
+
+// Looks at `path` without changing it: lstat, then a non-blocking connect().
+SocketProbe probe_socket_file(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0)
+        return errno == ENOENT ? SocketProbe{SocketFile::absent, {}}
+                               : SocketProbe{SocketFile::unknown, std::strerror(errno)};
+    if (!S_ISSOCK(st.st_mode)) return {SocketFile::not_socket, {}};
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) return {SocketFile::unknown, "path too long"};
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    o365::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) return {SocketFile::unknown, std::string("socket: ") + std::strerror(errno)};
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0)
+        return {SocketFile::live, {}};
+    switch (errno) {
+        case ECONNREFUSED:
+            return {SocketFile::stale, {}};
+        case EAGAIN:  // a listener with a full backlog is still a listener
+        case EINPROGRESS:
+            return {SocketFile::live, {}};
+        default:
+            return {SocketFile::unknown, std::string("connect: ") + std::strerror(errno)};
+    }
 }
 
 struct ServiceUser {
@@ -91,19 +146,41 @@ struct Options {
     bool check_only = false;
 };
 
-// 1. The command line. Throws Exit (0 for --help, 64 for a bad argument).
+// 1. The command line (getopt_long). Throws Exit: 0 after --help or
+//    --version (printed on stdout), 64 for a bad argument (usage on stderr).
 Options parse_options(int argc, char** argv) {
+    enum { kCheckConfig = 256, kVersion };
+    static const struct option kLong[] = {
+        {"config", required_argument, nullptr, 'c'},
+        {"check-config", no_argument, nullptr, kCheckConfig},
+        {"help", no_argument, nullptr, 'h'},
+        {"version", no_argument, nullptr, kVersion},
+        {nullptr, 0, nullptr, 0},
+    };
     Options o;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "-c" && i + 1 < argc) {
-            o.config_path = argv[++i];
-        } else if (a == "--check-config") {
-            o.check_only = true;
-        } else {
-            usage();
-            throw Exit{a == "-h" || a == "--help" ? 0 : kExUsage};
+    for (int opt; (opt = getopt_long(argc, argv, "+c:h", kLong, nullptr)) != -1;) {
+        switch (opt) {
+            case 'c':
+                o.config_path = optarg;
+                break;
+            case kCheckConfig:
+                o.check_only = true;
+                break;
+            case 'h':
+                std::cout << kUsageText << std::flush;
+                throw Exit{0};
+            case kVersion:
+                std::cout << "o365relay-milter " << O365_VERSION << "\n" << std::flush;
+                throw Exit{0};
+            default:  // getopt_long named the problem on stderr
+                std::cerr << kUsageText;
+                throw Exit{kExUsage};
         }
+    }
+    if (optind < argc) {
+        std::cerr << "o365relay-milter: unexpected argument '" << argv[optind] << "'\n"
+                  << kUsageText;
+        throw Exit{kExUsage};
     }
     return o;
 }
@@ -162,8 +239,9 @@ class Daemon {
         runtime_.set_policy(make_policy(config_));
     }
 
-    // 5. The milter socket, as root: an old socket removed, mode and owner set.
-    //    Throws Exit (78 for a bad socket, 70 when libmilter refuses the filter).
+    // 5. The milter socket, as root: a stale socket removed (never a live one),
+    //    mode and owner set. Throws Exit (78 for a bad socket or one another
+    //    milter answers on, 70 when libmilter refuses the filter).
     void open_socket() {
         if (smfi_setconn(const_cast<char*>(spec_.c_str())) != MI_SUCCESS) {
             std::cerr << "o365relay-milter: [milter] socket: libmilter refuses '" << spec_ << "'\n";
@@ -171,8 +249,9 @@ class Daemon {
         }
         if (!o365::register_filter(runtime_, "o365relay-milter")) throw Exit{kExSoftware};
         check_socket_directory();
+        remove_stale_socket();
         mode_t old_mask = umask(0177);  // no window with a looser mode
-        int opened = smfi_opensocket(true /* remove an old socket */);
+        int opened = smfi_opensocket(false /* remove_stale_socket() did, if it was stale */);
         umask(old_mask);
         if (opened != MI_SUCCESS) {
             std::cerr << "o365relay-milter: cannot open the milter socket " << spec_ << "\n";
@@ -218,7 +297,9 @@ class Daemon {
         } catch (const std::exception& e) {
             o365::log_warning(std::string("rate counters not saved: ") + e.what());
         }
-        if (!path_.empty()) ::unlink(path_.c_str());
+        if (!path_.empty() && ::unlink(path_.c_str()) != 0 && errno != ENOENT)
+            o365::log_warning("cannot remove the milter socket " + path_ + ": " +
+                              std::strerror(errno));
         o365::log_info(milter_result == MI_SUCCESS ? "stopped" : "stopped after a libmilter error");
         return milter_result == MI_SUCCESS ? 0 : kExSoftware;
     }
@@ -248,6 +329,40 @@ class Daemon {
                       << " does not exist\n";
             throw Exit{kExConfig};
         }
+    }
+
+    // A unix socket left by a crash is removed; anything else at the path
+    // (another milter answering, a file that is not a socket) stops the start.
+    void remove_stale_socket() const {
+        if (path_.empty()) return;
+        SocketProbe p = probe_socket_file(path_);
+        std::string problem;
+        switch (p.state) {
+            case SocketFile::absent:
+                return;
+            case SocketFile::stale:
+                if (::unlink(path_.c_str()) == 0 || errno == ENOENT) {
+                    o365::log_info("removed the stale milter socket " + path_ +
+                                   " (nothing listened on it)");
+                    return;
+                }
+                problem = "cannot remove the stale socket: " + std::string(std::strerror(errno));
+                break;
+            case SocketFile::live:
+                problem =
+                    "another process (a running o365relay-milter?) answers on this socket; "
+                    "stop it first, or give this instance another socket";
+                break;
+            case SocketFile::not_socket:
+                problem = "the path exists and is not a socket; it is not removed";
+                break;
+            case SocketFile::unknown:
+                problem = "cannot check the existing socket: " + p.detail;
+                break;
+        }
+        std::cerr << "o365relay-milter: [milter] socket " << path_ << ": " << problem << "\n";
+        o365::log_error("[milter] socket " + path_ + ": " + problem);
+        throw Exit{kExConfig};
     }
 
     void set_socket_mode_and_owner() const {

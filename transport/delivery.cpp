@@ -45,8 +45,12 @@ std::vector<std::string> DeliveryReport::log_lines() const {
         std::size_t sp = outcome.status_line.find(' ');
         text = sp == std::string::npos ? outcome.status_line : outcome.status_line.substr(sp + 1);
     }
-    char d[128];
-    std::snprintf(d, sizeof d, "%.2f/%.2f/%.2f/%.2f", delays[0], delays[1], delays[2], delays[3]);
+    // Postfix's manner: delay= the total, delays= its four parts (the parts
+    // follow each other, so the total is their sum).
+    char total[32], parts[128];
+    std::snprintf(total, sizeof total, "%.2f", delays[0] + delays[1] + delays[2] + delays[3]);
+    std::snprintf(parts, sizeof parts, "%.2f/%.2f/%.2f/%.2f", delays[0], delays[1], delays[2],
+                  delays[3]);
     std::vector<std::string> lines;
     std::string qid = queue_id.empty() ? "NOQUEUE" : queue_id;
     std::vector<std::string> rcpts = recipients;
@@ -54,8 +58,9 @@ std::vector<std::string> DeliveryReport::log_lines() const {
     for (const auto& r : rcpts) {
         lines.push_back(qid + ": to=<" + printable(r) +
                         ">, account=" + (account.empty() ? "none" : account) +
-                        ", relay=" + (relay.empty() ? "none" : relay) + ", delays=" + d +
-                        ", dsn=" + outcome.dsn() + ", status=" + status + " (" + text + ")");
+                        ", relay=" + (relay.empty() ? "none" : relay) + ", delay=" + total +
+                        ", delays=" + parts + ", dsn=" + outcome.dsn() + ", status=" + status +
+                        " (" + text + ")");
     }
     return lines;
 }

@@ -67,7 +67,8 @@ struct DeliveryReport {
     bool token_refreshed = false;
 
     // One line per recipient in Postfix's manner:
-    // "QID: to=<r>, account=A, relay=R, delays=a/b/c/d, dsn=X, status=sent (reply)"
+    // "QID: to=<r>, account=A, relay=R, delay=T, delays=a/b/c/d, dsn=X, status=sent (reply)"
+    // where T = a+b+c+d, all in seconds with two decimals.
     std::vector<std::string> log_lines() const;
 };
 

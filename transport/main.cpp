@@ -8,7 +8,8 @@
 // it in the DSN). Every exception is caught; a usage or configuration error
 // (including a file without any account: a directory or an empty file as -c)
 // defers (4.3.5) and says what to fix. Until the configuration is loaded, log
-// lines go to syslog.
+// lines go to syslog. `--help` and `--version`, given alone, print on stdout
+// and exit 0 without reading the configuration or the message.
 #include <signal.h>
 #include <unistd.h>
 
@@ -75,16 +76,31 @@ std::shared_ptr<const o365::Config> load_usable_config(const o365::TransportArgs
     return config;
 }
 
+// --help / --version: the text on stdout, exit 0; nothing else happens.
+int print_and_exit(o365::TransportMode mode) {
+    std::string text = mode == o365::TransportMode::help
+                           ? std::string(o365::kTransportHelp)
+                           : std::string(kIdent) + " " + O365_VERSION + "\n";
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return std::fflush(stdout) == 0 ? 0 : o365::kExTempFail;
+}
+
 int run(int argc, char** argv) {
     using namespace o365;
-    // 1. The command line.
+    // 1. The command line: --help and --version print before anything else
+    //    happens (no log, no configuration, no connection).
     TransportArgs ta;
+    std::string usage_error;
     try {
         ta = parse_transport_args(std::vector<std::string>(argv, argv + argc));
     } catch (const UsageError& e) {
-        return config_failure(ta, Cause::usage,
-                              std::string(e.what()) + "; fix the o365 entry's argv in master.cf");
+        usage_error = e.what();
     }
+    if (usage_error.empty() && ta.mode != TransportMode::deliver) return print_and_exit(ta.mode);
+    log_init("syslog", LogLevel::info, kIdent);
+    if (!usage_error.empty())
+        return config_failure(ta, Cause::usage,
+                              usage_error + "; fix the o365 entry's argv in master.cf");
     // 2. The configuration.
     int status = kExTempFail;
     std::shared_ptr<const Config> config = load_usable_config(ta, status);
@@ -106,7 +122,6 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
     o365::openssl_init_short_lived();
     ::signal(SIGPIPE, SIG_IGN);
-    o365::log_init("syslog", o365::LogLevel::info, kIdent);
     try {
         return run(argc, argv);
     } catch (const std::exception& e) {

@@ -217,7 +217,7 @@ class Delivery(TransportTestBase):
         self.assertEqual([e["initial_response"] for e in auths], [False])
         # DESIGN.md section 7: one line per delivery attempt in Postfix's manner
         pat = (r"o365relay-transport\[\d+\]: 4F2A31C2D: to=<bob@example\.org>, account=noreply, "
-               r"relay=localhost\[127\.0\.0\.1\]:%d, delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, "
+               r"relay=localhost\[127\.0\.0\.1\]:%d, delay=[\d.]+, delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, "
                r"dsn=2\.0\.0, status=sent \(250 2\.0\.0 OK <[^>]*> \[Hostname=[^\]]+\]\)"
                % self.o365_port)
         self.assertRegex(self.log_text(), pat)

@@ -58,6 +58,14 @@ BOOST_AUTO_TEST_CASE(usage_errors) {
         {{"-f", "a@b.c", "-q", "Q\n", "--", "x@y.z"}, "control character in the value of -q"},
         {{"-f", "a@b.c", "-n", "acc\t", "--", "x@y.z"}, "control character"},
         {{"-c", "", "-f", "a@b.c", "--", "x@y.z"}, "empty -c"},
+        {{"--bogus", "-f", "a@b.c", "--", "x@y.z"}, "unknown option \"--bogus\""},
+        {{"-f", "a@b.c", "-n"}, "option -n needs a value"},
+        {{"-f", "a@b.c", "stray", "--", "x@y.z"}, "unexpected argument \"stray\""},
+        {{"-f", "--", "x@y.z"}, "unexpected argument \"x@y.z\""},  // "--" is -f's value
+        // --help and --version only alone: with delivery arguments, Postfix ran it.
+        {{"--help", "-f", "a@b.c", "--", "x@y.z"}, "given alone"},
+        {{"-f", "a@b.c", "--version", "--", "x@y.z"}, "given alone"},
+        {{"--help", "--version"}, "given alone"},
         // Invalid sender or recipient addresses are not usage errors: they
         // bounce (transport/envelope.hpp, tests/unit/test_transport_delivery.cpp).
     };
@@ -73,6 +81,41 @@ BOOST_AUTO_TEST_CASE(usage_errors) {
                 BOOST_TEST(std::string(e.what()).find('\r') == std::string::npos);
             }
         }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(help_and_version_alone_are_not_a_delivery) {
+    struct Row {
+        const char* arg;
+        TransportMode mode;
+    };
+    const Row rows[] = {{"--help", TransportMode::help}, {"--version", TransportMode::version}};
+    for (const Row& r : rows) {
+        BOOST_TEST_CONTEXT(r.arg) {
+            TransportArgs a = parse({r.arg});
+            BOOST_TEST((a.mode == r.mode));
+            BOOST_TEST(a.recipients.empty());
+        }
+    }
+    BOOST_TEST((parse({"-f", "a@b.c", "--", "x@y.z"}).mode == TransportMode::deliver));
+}
+
+BOOST_AUTO_TEST_CASE(after_dashdash_everything_is_a_recipient) {
+    auto a = parse({"-f", "a@b.c", "--", "--help", "--", "-f"});
+    BOOST_TEST((a.mode == TransportMode::deliver));
+    BOOST_TEST(a.recipients == (std::vector<std::string>{"--help", "--", "-f"}),
+               boost::test_tools::per_element());
+    auto b = parse({"-f", "a@b.c", "--", "-"});
+    BOOST_TEST(b.recipients == (std::vector<std::string>{"-"}), boost::test_tools::per_element());
+}
+
+// Parsing twice in a row gives the same result (getopt_long's state is reset).
+BOOST_AUTO_TEST_CASE(repeated_parses_are_independent) {
+    for (int i = 0; i < 3; ++i) {
+        auto a = parse({"-q", "Q1", "-f", "", "--", "x@y.z"});
+        BOOST_TEST(a.queue_id == "Q1");
+        BOOST_TEST(a.sender == "");
+        BOOST_TEST(a.recipients.size() == 1u);
     }
 }
 

@@ -214,7 +214,8 @@ BOOST_AUTO_TEST_CASE(log_lines_in_postfix_manner) {
     BOOST_REQUIRE(lines.size() == 2u);
     BOOST_TEST(lines[0] ==
                "4F2A31C2D: to=<bob@example.org>, account=noreply, "
-               "relay=smtp.office365.com[52.96.0.1]:587, delays=0.01/0.05/0.31/0.12, dsn=2.0.0, "
+               "relay=smtp.office365.com[52.96.0.1]:587, delay=0.49, delays=0.01/0.05/0.31/0.12, "
+               "dsn=2.0.0, "
                "status=sent (250 2.0.0 OK <id@x> [Hostname=AM0PR01])");
     BOOST_TEST(lines[1].find("to=<eve@example.org>") != std::string::npos);
 
@@ -223,7 +224,8 @@ BOOST_AUTO_TEST_CASE(log_lines_in_postfix_manner) {
     d.recipients = {"x@y.z"};
     d.outcome = decide(local_failure(Cause::no_account, Stage::none, "sender s@t is not allowed"));
     BOOST_TEST(d.log_lines().at(0) ==
-               "Q: to=<x@y.z>, account=none, relay=none, delays=0.00/0.00/0.00/0.00, dsn=5.7.1, "
+               "Q: to=<x@y.z>, account=none, relay=none, delay=0.00, delays=0.00/0.00/0.00/0.00, "
+               "dsn=5.7.1, "
                "status=bounced (sender s@t is not allowed)");
     d.outcome = decide(local_failure(Cause::timeout, Stage::rcpt_to, "timed out"));
     BOOST_TEST(d.log_lines().at(0).find("dsn=4.4.2, status=deferred (timed out)") !=
