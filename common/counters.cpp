@@ -14,8 +14,10 @@
 #include <thread>
 #include <type_traits>
 
+#include "delivery_status.hpp"
 #include "error.hpp"
 #include "log.hpp"
+#include "smtp_reply.hpp"
 #include "unique_fd.hpp"
 
 namespace o365 {

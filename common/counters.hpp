@@ -48,10 +48,12 @@
 #include <string>
 #include <string_view>
 
-#include "delivery_status.hpp"
-#include "smtp_reply.hpp"
-
 namespace o365 {
+
+// Declared in delivery_status.hpp and smtp_reply.hpp (not included here: the
+// token cache includes this header and has a Failure of its own).
+struct Outcome;
+struct SmtpReply;
 
 // Why a delivery did not succeed, as an administrator groups it.
 enum class ReasonClass {
