@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "config_schema.hpp"
+#include "counters.hpp"
 #include "log.hpp"
 #include "token_cache_file.hpp"
 
@@ -342,6 +343,7 @@ TokenGrant TokenCache::Impl::request_grant(const Attempt& at, const CacheEntry& 
     const std::string what = "the token request of account " + a.name;
     const std::string rt = a.flow == Flow::delegated ? next.refresh_token : std::string();
     if (expired(at.deadline, std::chrono::milliseconds(50))) throw DeadlineError(what);
+    Counters(state_dir).record_token_request(a.name);  // `o365relayctl status`
     TokenGrant grant;
     try {
         grant = at.deadline ? source->acquire_until(a, rt, *at.deadline) : source->acquire(a, rt);
@@ -360,6 +362,7 @@ TokenGrant TokenCache::Impl::request_grant(const Attempt& at, const CacheEntry& 
         throw DeadlineError(what);
     }
     failure.message = redact(failure.message);
+    if (!failure.message.empty()) Counters(state_dir).record_token_failure(a.name);
     return grant;
 }
 

@@ -28,7 +28,8 @@ const char* kHelp =
     "Validates the config file and the credential files, then for each account (or\n"
     "the one named) gets an access token from Entra ID and opens an SMTP session to\n"
     "[smtp] host: connect, STARTTLS, AUTH XOAUTH2, QUIT. Nothing is sent.\n"
-    "Exit 0 all passed, 1 a check failed, 78 the config file is invalid.\n";
+    "Exit 0 all passed; 1 a check failed (among them: no usable token, because the\n"
+    "token request failed now: fit for monitoring); 78 the config file is invalid.\n";
 
 bool check_files(const Account& a) {
     bool ok = true;

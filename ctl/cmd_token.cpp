@@ -15,7 +15,9 @@ const char* kHelp =
     "usage: o365relayctl token status [ACCOUNT]\n"
     "       o365relayctl token refresh ACCOUNT\n"
     "status: per account, the cached token's expiry, when it was obtained and the last\n"
-    "        refresh error (exit 0; 78 for a bad config).\n"
+    "        refresh error. Exit 0 when every account shown has a usable token (more\n"
+    "        than 120 s left, last refresh not failed), 1 when one has none or its last\n"
+    "        refresh failed (for monitoring), 78 for a bad config.\n"
     "refresh: gets a new token from Entra ID now, ignoring the failure backoff\n"
     "        (exit 0 ok, 75 temporary failure, 78 credentials or config refused).\n";
 
@@ -41,7 +43,9 @@ std::string span(std::int64_t s) {
     return neg ? std::string(buf) + " ago" : "in " + std::string(buf);
 }
 
-void print_status(const Account& a, const TokenCache& cache) {
+// Prints the account's entry; true when it holds a usable token (more than
+// 120 s left and no failed refresh recorded).
+bool print_status(const Account& a, const TokenCache& cache) {
     std::printf("account %s (%s, %s)\n", a.name.c_str(), a.mailbox.c_str(),
                 a.flow == Flow::delegated ? "delegated" : "client_credentials");
     auto e = cache.peek(a);
@@ -65,6 +69,7 @@ void print_status(const Account& a, const TokenCache& cache) {
                     e->last_error->message.c_str());
     else
         std::printf("  last error: none\n");
+    return e && !e->access_token.empty() && e->expires_at - now > 120 && !e->last_error;
 }
 
 }  // namespace
@@ -93,9 +98,10 @@ int cmd_token(const Globals& g, const Args& args) {
     if (accounts.empty()) return kUsage;
     TokenCache cache(cfg->relay.state_dir, std::make_shared<EntraClient>());
     if (sub == "status") {
+        bool all_usable = true;
         for (const Account* a : accounts)
-            print_status(*a, cache);
-        return kOk;
+            all_usable = print_status(*a, cache) && all_usable;
+        return all_usable ? kOk : kFailed;
     }
     const Account& a = *accounts[0];
     try {

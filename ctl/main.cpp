@@ -18,7 +18,11 @@ const char* kUsageText =
     "  check [ACCOUNT]              validate the config; for each account (or one) get a token,\n"
     "                               connect, STARTTLS, authenticate and QUIT without sending;\n"
     "                               print what worked and, for what failed, the cause and the fix\n"
-    "  token status [ACCOUNT]       expiry, last refresh and last error from the token cache\n"
+    "  status [ACCOUNT]             per account: token state, deliveries sent/deferred/bounced,\n"
+    "                               throttles, limits used, last error and its fix\n"
+    "  metrics                      the same for Prometheus (node_exporter textfile collector)\n"
+    "  token status [ACCOUNT]       expiry, last refresh and last error from the token cache;\n"
+    "                               exit 1 when an account has no usable token\n"
     "  token refresh ACCOUNT        get a new token now (ignores the failure backoff)\n"
     "  login ACCOUNT                device-code sign-in for a delegated account; stores the\n"
     "                               refresh token in the cache\n"
@@ -33,7 +37,8 @@ const char* kUsageText =
     "  --version        print the version and exit\n"
     "\n"
     "Exit status: 0 ok, 1 a check failed, 64 usage error, 75 temporary failure (try again),\n"
-    "78 configuration error.\n";
+    "78 configuration error. `check` and `token status` exit 1 when an account has no\n"
+    "usable token or its last token refresh failed (for monitoring).\n";
 
 // The global options before COMMAND (getopt_long, stopping at COMMAND).
 // Returns the index of COMMAND, or an exit status in `exit_status` when the
@@ -93,6 +98,8 @@ int main(int argc, char** argv) {
         if (cmd == "token") return cmd_token(g, args);
         if (cmd == "login") return cmd_login(g, args);
         if (cmd == "send-test") return cmd_send_test(g, args);
+        if (cmd == "status") return cmd_status(g, args);
+        if (cmd == "metrics") return cmd_metrics(g, args);
         if (cmd == "help") {
             std::fputs(kUsageText, stdout);
             return kOk;

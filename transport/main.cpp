@@ -22,6 +22,7 @@
 #include "accounts.hpp"
 #include "args.hpp"
 #include "config.hpp"
+#include "counters.hpp"
 #include "delivery.hpp"
 #include "delivery_status.hpp"
 #include "log.hpp"
@@ -111,6 +112,10 @@ int run(int argc, char** argv) {
     TokenCache cache(config->relay.state_dir, std::make_shared<EntraClient>());
     CacheTokenProvider tokens(cache);
     DeliveryReport rep = deliver(*config, resolver, tokens, ta, STDIN_FILENO);
+    // For `o365relayctl status` / `metrics` (counters.hpp: never throws, microseconds).
+    if (!rep.account.empty())
+        Counters(config->relay.state_dir)
+            .record_delivery(rep.account, rep.outcome, rep.recipients.size());
     // Postfix logs sent, deferred and bounced alike at info level.
     for (const auto& l : rep.log_lines())
         log_info(l);

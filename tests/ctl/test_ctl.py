@@ -181,7 +181,8 @@ class Help(CtlTest):
         missing = os.path.join(self.tdir, "no-such.conf")
         for args in (["--help"], ["-h"], ["help"], ["check", "--help"], ["token", "--help"],
                      ["token", "status", "--help"], ["token", "refresh", "--help"],
-                     ["login", "--help"], ["send-test", "--help"], ["check", "-h"]):
+                     ["login", "--help"], ["send-test", "--help"], ["check", "-h"],
+                     ["status", "--help"], ["metrics", "--help"]):
             r = self.ctl(*args, conf=missing)
             self.assertEqual(r.rc, OK, r)
             self.assertIn("usage: o365relayctl", r.out, r)
@@ -190,7 +191,8 @@ class Help(CtlTest):
     def test_usage_errors_exit_64(self):
         for args in ([], ["frobnicate"], ["--bogus", "check"], ["token"], ["token", "list"],
                      ["token", "refresh"], ["login"], ["send-test", "noreply"],
-                     ["check", "a", "b"], ["send-test", "-f", "noreply", "bob@example.org"]):
+                     ["check", "a", "b"], ["send-test", "-f", "noreply", "bob@example.org"],
+                     ["status", "a", "b"], ["metrics", "noreply"]):
             r = self.ctl(*args)
             self.assertEqual(r.rc, USAGE, r)
             self.assertIn("usage: o365relayctl", r.err, r)
@@ -412,7 +414,7 @@ def free_port():
 class Token(CtlTest):
     def test_status_before_and_after_refresh(self):
         r = self.ctl("token", "status")
-        self.assertEqual(r.rc, OK, r)
+        self.assertEqual(r.rc, FAILED, r)  # no usable token: monitoring must see it
         self.assertIn("account noreply", r.out, r)
         self.assertIn("none cached", r.out, r)
         g0 = self.entra_grants()
@@ -439,7 +441,7 @@ class Token(CtlTest):
         self.assertEqual(r.rc, CONFIG, r)
         self.assertIn("AADSTS7000222", r.out, r)
         r = self.ctl("token", "status")
-        self.assertEqual(r.rc, OK, r)
+        self.assertEqual(r.rc, FAILED, r)  # the last refresh failed
         self.assertRegex(r.out, r"last error: \d{4}-.* configuration: .*AADSTS7000222", r)
 
     def test_refresh_ignores_backoff(self):
@@ -475,6 +477,165 @@ class Token(CtlTest):
         self.assertNotEqual(self.entry()["access_token"], first)
 
 
+def parse_metrics(text):
+    """{(name, frozenset(labels)): value} of a Prometheus text exposition."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} (\S+)$', line)
+        assert m, "bad sample line: %r" % line
+        labels = frozenset(re.findall(r'([a-zA-Z_]+)="((?:[^"\\]|\\.)*)"', m.group(2)))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def metric(metrics, name, **labels):
+    key = (name, frozenset(labels.items()))
+    if key not in metrics:
+        raise AssertionError("no sample %s%r" % (name, labels))
+    return metrics[key]
+
+
+class Monitoring(CtlTest):
+    """status, metrics and the exit statuses monitoring relies on."""
+
+    def deliver(self, *rcpts):
+        type(self).seq += 1
+        res = subprocess.run([TRANSPORT, "-c", self.conf, "-f", MAILBOX, "-q", "M%d" % self.seq,
+                              "-n", "noreply", "--", *rcpts],
+                             input=b"Subject: x\n\nx\n", capture_output=True, timeout=60)
+        type(self).outputs.append(res.stdout.decode() + res.stderr.decode())
+        return res.returncode
+
+    def promtool_check(self, text):
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool missing: apt-get install prometheus "
+                                       "(scripts/install-deps.sh)")
+        p = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout.decode() + p.stderr.decode() + text)
+
+    def test_status_and_metrics_after_mixed_deliveries(self):
+        # 2 sent (3 recipients), 2 throttled (432 4.3.2 at AUTH, 4.7.500 after the data),
+        # 1 bounced (5.1.1).
+        g0 = self.entra_grants()
+        self.assertEqual(self.deliver("a@example.org", "b@example.org"), OK)
+        self.assertEqual(self.deliver("c@example.org"), OK)
+        self.env.set_faults([{"stage": "auth", "count": 1, "id": self.seq,
+                              "reply": "432 4.3.2 Concurrent connections limit exceeded. "
+                                       "Visit https://aka.ms/concurrent_sending"}])
+        self.assertEqual(self.deliver("d@example.org"), TEMPFAIL)
+        self.env.set_faults([{"stage": "rcpt", "rcpt": "gone@example.org", "id": self.seq,
+                              "reply": "550 5.1.1 User unknown"}])
+        self.assertEqual(self.deliver("gone@example.org"), 67)
+        self.env.set_faults([{"stage": "eod", "count": 1, "id": self.seq,
+                              "reply": "451 4.7.500 Server busy. Please try again later"}])
+        self.assertEqual(self.deliver("e@example.org"), TEMPFAIL)
+        self.env.set_faults([])
+
+        r = self.ctl("status")
+        self.assertEqual(r.rc, OK, r)
+        lines = r.out.splitlines()
+        self.assertRegex(lines[0], r"^ACCOUNT +METHOD +TOKEN +SENT 24h/all +DEFERRED 24h/all +"
+                                   r"BOUNCED 24h/all +THROTTLES +TOKEN REQ/FAIL +RCPTS 24h +"
+                                   r"MSGS 1min$", r)
+        self.assertRegex(lines[1], r"^noreply +smtp +valid \d+ min +2/2 +2/2 +1/1 +2 +1/0 +"
+                                   r"3/10000 +2/30$", r)
+        self.assertRegex(r.out, r"noreply: last failed delivery \d{4}-\d\d-\d\d .* UTC, "
+                                r"deferred \(throttle\): 4\.7\.500 .*Server busy", r)
+        self.assertRegex(r.out, r"Server busy.*\n  fix: \S", r)
+        self.assertEqual(self.ctl("status", "noreply").out, r.out)
+
+        r = self.ctl("metrics")
+        self.assertEqual(r.rc, OK, r)
+        self.assertEqual(r.err, "", r)
+        self.promtool_check(r.out)
+        m = parse_metrics(r.out)
+        acc = {"account": "noreply"}
+        self.assertEqual(metric(m, "o365relay_deliveries_sent_total", **acc), 2)
+        self.assertEqual(metric(m, "o365relay_deliveries_deferred_total", reason="throttle",
+                                **acc), 2)
+        self.assertEqual(metric(m, "o365relay_deliveries_deferred_total", reason="network",
+                                **acc), 0)
+        self.assertEqual(metric(m, "o365relay_deliveries_bounced_total", reason="recipient",
+                                **acc), 1)
+        self.assertEqual(metric(m, "o365relay_throttles_total", kind="smtp_4.3.2", **acc), 1)
+        self.assertEqual(metric(m, "o365relay_throttles_total", kind="smtp_4.7.500", **acc), 1)
+        self.assertEqual(metric(m, "o365relay_throttles_total", kind="graph_429", **acc), 0)
+        self.assertEqual(metric(m, "o365relay_token_requests_total", **acc), 1)
+        self.assertEqual(metric(m, "o365relay_token_failures_total", **acc), 0)
+        self.assertEqual(metric(m, "o365relay_recipients_sent_total", **acc), 3)
+        self.assertEqual(metric(m, "o365relay_recipients_last_24h", **acc), 3)
+        self.assertEqual(metric(m, "o365relay_recipients_last_24h_limit", **acc), 10000)
+        self.assertEqual(metric(m, "o365relay_messages_last_minute", **acc), 2)
+        self.assertEqual(metric(m, "o365relay_messages_last_minute_limit", **acc), 30)
+        self.assertEqual(metric(m, "o365relay_deliveries_deferred_last_24h", **acc), 2)
+        self.assertEqual(metric(m, "o365relay_token_usable", **acc), 1)
+        self.assertGreater(metric(m, "o365relay_token_expiry_seconds", **acc), 120)
+        self.assertEqual(metric(m, "o365relay_account_info", mailbox=MAILBOX, method="smtp",
+                                **acc), 1)
+        # What the counters say is what the fake saw.
+        self.assertEqual(self.entra_grants() - g0,
+                         metric(m, "o365relay_token_requests_total", **acc))
+
+    def test_token_failure_shows_in_status_metrics_and_exit_codes(self):
+        self.set_entra_faults([{"kind": "aadsts", "code": 7000222, "id": self.seq}])
+        self.assertEqual(self.ctl("token", "refresh", "noreply").rc, CONFIG)
+        self.assertEqual(self.deliver("x@example.org"), TEMPFAIL)  # in backoff: no request
+        r = self.ctl("token", "status")
+        self.assertEqual(r.rc, FAILED, r)
+        r = self.ctl("check")
+        self.assertEqual(r.rc, FAILED, r)
+        r = self.ctl("status")
+        self.assertEqual(r.rc, OK, r)
+        self.assertRegex(r.out.splitlines()[1],
+                         r"^noreply +smtp +backoff \d+ s +0/0 +1/1 +0/0 +0 +2/2 +0/10000 +0/30$",
+                         r)
+        self.assertRegex(r.out, r"noreply: token refresh failed .* \(configuration\): "
+                                r".*AADSTS7000222", r)
+        self.assertRegex(r.out, r"deferred \(token\): 4\.7\.0 ", r)
+        r = self.ctl("metrics")
+        self.assertEqual(r.rc, OK, r)
+        self.promtool_check(r.out)
+        m = parse_metrics(r.out)
+        self.assertEqual(metric(m, "o365relay_token_usable", account="noreply"), 0)
+        self.assertEqual(metric(m, "o365relay_token_refresh_failed", account="noreply"), 1)
+        self.assertGreater(metric(m, "o365relay_token_backoff_seconds", account="noreply"), 0)
+        self.assertEqual(metric(m, "o365relay_token_failures_total", account="noreply"), 2)
+        self.assertEqual(metric(m, "o365relay_deliveries_deferred_total", account="noreply",
+                                reason="token"), 1)
+        # Fixed: every exit status is 0 again.
+        self.set_entra_faults([])
+        self.assertEqual(self.ctl("token", "refresh", "noreply").rc, OK)
+        self.assertEqual(self.ctl("token", "status").rc, OK)
+        self.assertEqual(self.ctl("check").rc, OK)
+
+    def test_counters_refused_when_not_trusted(self):
+        self.assertEqual(self.ctl("token", "refresh", "noreply").rc, OK)
+        cdir = os.path.join(self.state_dir, "counters")
+        os.chmod(cdir, 0o755)
+        r = self.ctl("metrics")
+        self.assertEqual(r.rc, TEMPFAIL, r)
+        self.assertIn(cdir, r.err, r)
+        self.assertIn("o365relay_state_readable{account=\"noreply\"} 0", r.out, r)
+        r = self.ctl("status")
+        self.assertEqual(r.rc, OK, r)
+        self.assertIn("chmod 700 " + cdir, r.out, r)
+
+    def test_status_unknown_account_and_no_state(self):
+        r = self.ctl("status", "nobody")
+        self.assertEqual(r.rc, USAGE, r)
+        r = self.ctl("status")  # nothing ever ran: zeros, no state created
+        self.assertEqual(r.rc, OK, r)
+        self.assertRegex(r.out.splitlines()[1], r"^noreply +smtp +none +0/0 +0/0 +0/0 +0 +0/0 ")
+        self.assertIn("no errors recorded", r.out, r)
+        self.assertFalse(os.path.exists(os.path.join(self.state_dir, "counters")))
+        r = self.ctl("metrics")
+        self.assertEqual(r.rc, OK, r)
+        self.promtool_check(r.out)
+
+
 class Login(CtlTest):
     def delegated_setup(self, polls=("authorization_pending",), outcome="approve"):
         self.set_entra_config({
@@ -488,7 +649,7 @@ class Login(CtlTest):
     def test_login_delegated_stores_refresh_token(self):
         conf = self.delegated_setup()
         r = self.ctl("token", "status", "user", conf=conf)
-        self.assertEqual(r.rc, OK, r)
+        self.assertEqual(r.rc, FAILED, r)  # no usable token before the login
         self.assertIn("none: run `o365relayctl login user`", r.out, r)
         r = self.ctl("login", "user", conf=conf)
         self.assertEqual(r.rc, OK, r)
