@@ -18,7 +18,7 @@ namespace {
 // default_destination_recipient_limit), so the master.cf process limit
 // (maxproc) of the account's own entry is what caps the account.
 struct MethodLimits {
-    std::string_view method;
+    DeliveryMethod method;
     int maxproc;            // Microsoft's concurrency per mailbox
     int recipient_limit;    // recipients per delivery request (pipe(8) has one exit status)
     int concurrency_limit;  // per destination: the account when recipient_limit > 1
@@ -27,10 +27,10 @@ struct MethodLimits {
 constexpr MethodLimits kMethodLimits[] = {
     // SMTP: 3 concurrent connections per mailbox ("432 4.3.2" beyond); one
     // recipient per delivery so that each recipient gets its own outcome.
-    {"smtp", 3, 1, 3},
+    {DeliveryMethod::smtp, 3, 1, 3},
     // Graph: 4 concurrent requests per mailbox; one delivery carries all the
     // recipients of a message so that To and Cc reach Graph intact.
-    {"graph", 4, 100, 4},
+    {DeliveryMethod::graph, 4, 100, 4},
 };
 
 // Postfix kills a pipe(8) command running past its time limit, and that is a
@@ -43,13 +43,9 @@ constexpr const char* kMilterMacros =
 
 constexpr const char* kDefaultMapName = "o365relay_sender_transport";
 
-std::string_view method_of(const Account&) {
-    return "smtp";
-}
-
 const MethodLimits& limits_of(const Account& a) {
     for (const auto& l : kMethodLimits)
-        if (l.method == method_of(a)) return l;
+        if (l.method == a.method) return l;
     return kMethodLimits[0];
 }
 

@@ -171,6 +171,26 @@ BOOST_AUTO_TEST_CASE(master_cf_one_entry_per_account) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(graph_account_limits) {
+    // A Graph account: 4 concurrent requests per mailbox; one delivery carries
+    // all the recipients of a message (To and Cc reach Graph intact).
+    auto cfg = parse_config(
+        replace(replace(replace(replace(kConfig, "%SOCKET%", "inet:1@h"), "%NULL%", "rewrite"),
+                        "%NULLACCOUNT%", "alerts"),
+                "%DEADLINE%", "900") +
+            "[account graphy]\nmailbox = g@contoso.com\nsenders = "
+            "g@contoso.com\nmethod = graph\n",
+        "g.conf");
+    auto p = postfix_config(*cfg, site());
+    BOOST_TEST(param(p, "o365-graphy_destination_recipient_limit") == "100");
+    BOOST_TEST(param(p, "o365-graphy_destination_concurrency_limit") == "4");
+    BOOST_TEST(param(p, "o365-noreply_destination_recipient_limit") == "1");
+    BOOST_TEST_REQUIRE(p.master.size() == 3u);
+    BOOST_TEST(p.master[2].service == "o365-graphy");
+    BOOST_TEST(p.master[2].maxproc == "4");
+    BOOST_TEST(p.master[0].maxproc == "3");
+}
+
 BOOST_AUTO_TEST_CASE(sender_map_table) {
     struct Row {
         const char* null_sender;
