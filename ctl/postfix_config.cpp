@@ -182,7 +182,7 @@ void compare_main(const PostfixConfig& w, const RunningPostfix& r, std::vector<D
 }
 
 void compare_master(const PostfixConfig& w, const RunningPostfix& r, std::vector<Difference>& out) {
-    static const char* kColumns[] = {"service", "type",   "private", "unpriv",
+    static const char* kColumns[] = {"service", "type",   "private", "unprivileged",
                                      "chroot",  "wakeup", "maxproc", "command"};
     for (const auto& e : w.master) {
         std::string fix = postconf_cmd(w) + " -M " + shell_quote(e.key() + "=" + e.one_line());
