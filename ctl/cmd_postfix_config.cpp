@@ -205,6 +205,20 @@ int print(const PostfixConfig& p, const Options& o) {
     return kOk;
 }
 
+// The first line of a Postfix tool's stderr that says fatal: or error:.
+std::string failure_line(const std::string& err) {
+    std::size_t start = 0;
+    while (start < err.size()) {
+        std::size_t end = err.find('\n', start);
+        if (end == std::string::npos) end = err.size();
+        std::string line = err.substr(start, end - start);
+        if (line.find("fatal:") != std::string::npos || line.find("error:") != std::string::npos)
+            return line;
+        start = end + 1;
+    }
+    return "";
+}
+
 // postmap -q KEY for each wanted key, in each map the running Postfix names
 // (the first that has the key wins, as in Postfix).
 void query_map(const PostfixConfig& p, const Options& o, RunningPostfix& r) {
@@ -230,9 +244,9 @@ void query_map(const PostfixConfig& p, const Options& o, RunningPostfix& r) {
                 found = q.out.substr(0, q.out.find('\n'));
                 break;
             }
-            if (q.err.find("fatal") != std::string::npos ||
-                q.err.find("error") != std::string::npos) {
-                std::string e = q.err.substr(0, q.err.find('\n'));
+            // Not found is exit 1 and silent; a map that cannot be read is
+            // exit 1 with "fatal:" or "error:" (warnings are no failure).
+            if (std::string e = failure_line(q.err); !e.empty()) {
                 r.map_error = map + ": " + e;
                 return;
             }
