@@ -34,6 +34,7 @@ int cmd_login(const Globals& g, const Args& args);
 int cmd_send_test(const Globals& g, const Args& args);
 int cmd_status(const Globals& g, const Args& args);
 int cmd_metrics(const Globals& g, const Args& args);
+int cmd_postfix_config(const Globals& g, const Args& args);
 
 // Loads the config; on error prints it and returns nullptr (caller exits 78).
 std::shared_ptr<const Config> load_or_report(const Globals& g);

@@ -29,6 +29,8 @@ const char* kUsageText =
     "  send-test [-f SENDER] ACCOUNT RECIPIENT\n"
     "                               send a short test message through o365relay-transport\n"
     "                               (from SENDER: tests Exchange's Send As permission)\n"
+    "  postfix-config [--check]     print the Postfix main.cf, master.cf and sender map that\n"
+    "                               follow from the config; --check compares the running Postfix\n"
     "\n"
     "Options:\n"
     "  -c FILE          config file (default /etc/o365relay/o365relay.conf)\n"
@@ -100,6 +102,7 @@ int main(int argc, char** argv) {
         if (cmd == "send-test") return cmd_send_test(g, args);
         if (cmd == "status") return cmd_status(g, args);
         if (cmd == "metrics") return cmd_metrics(g, args);
+        if (cmd == "postfix-config") return cmd_postfix_config(g, args);
         if (cmd == "help") {
             std::fputs(kUsageText, stdout);
             return kOk;

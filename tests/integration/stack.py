@@ -8,9 +8,12 @@ concurrency 3).
 Contract: Stack(build_dir, name, policy=..., faults=...) starts everything
 (raises with the relevant log tail when a part does not come up); send()
 submits one message over SMTP to the private smtpd and returns what the
-session said; close() stops every process it started and removes its
-directory (kept when KEEP_TEST_DIRS=1). Needs root: Postfix's master runs as
-root and pipe(8) runs the transport as the service user o365relay, which is
+session said; with bare_postfix=True the private Postfix gets none of
+o365relay's settings and is not started (the caller configures it, e.g. from
+`o365relayctl postfix-config`, and calls st.postfix.start()); close() stops
+every process it started and removes its directory (kept when
+KEEP_TEST_DIRS=1). Needs root: Postfix's master runs as root and pipe(8)
+runs the transport as the service user o365relay, which is
 created when missing. Binaries are copied into the stack's directory so that
 the service user can run them wherever the build tree is. Not thread-safe.
 """
@@ -99,12 +102,13 @@ def tail(path, n=30):
 
 class Stack:
     def __init__(self, build_dir, name="e2e", policy="", faults=None, accounts=ACCOUNTS,
-                 transport_env=None):
+                 transport_env=None, bare_postfix=False):
         self.build = os.path.abspath(build_dir)
         self.env = harness.Env(name)
         self.dir = self.env.dir
         self.milter = None
         self.postfix = None
+        self.bare_postfix = bare_postfix
         try:
             self._start(policy, faults or [], accounts)
         except BaseException:
@@ -186,6 +190,9 @@ null_sender_account = noreply
         with open(routes, "w") as f:
             f.write(SENDER_ROUTES)
         self.smtpd_port = free_port()
+        if self.bare_postfix:
+            self.postfix = PostfixInstance(os.path.join(self.dir, "postfix"), self.smtpd_port)
+            return
         pipe = ("o365 unix - n n - 3 pipe\n"
                 "  flags=q null_sender= user=%s argv=%s -c %s -f ${sender} -q ${queue_id}"
                 " -n ${nexthop} -- ${recipient}" % (SERVICE_USER, self.transport_bin,
