@@ -115,13 +115,23 @@ class Env:
     # --- fake Entra ---------------------------------------------------------------
     ENTRA_SECRET = "bench-secret-~.value"
 
+    def set_entra_config(self, extra=None):
+        """Writes the fake Entra's config.json: the defaults updated with `extra`
+        (re-read by the fake on every request)."""
+        cfg = {"tenants": [TENANT],
+               "signing_key": os.path.join(self.certs, "entra-signing.key"),
+               "app_scope": APP_SCOPE,
+               "clients": {CLIENT_ID: {"certificate": os.path.join(self.certs, "app.crt"),
+                                       "secret": self.ENTRA_SECRET}}}
+        cfg.update(extra or {})
+        self._write(os.path.join(self.entra_state, "config.json"), cfg)
+
+    def set_entra_faults(self, rules):
+        """The fake Entra's faults.json (kinds slow, close, aadsts, 429, 500, malformed)."""
+        self._write(os.path.join(self.entra_state, "faults.json"), {"faults": rules})
+
     def start_entra(self, *extra):
-        self._write(os.path.join(self.entra_state, "config.json"), {
-            "tenants": [TENANT],
-            "signing_key": os.path.join(self.certs, "entra-signing.key"),
-            "app_scope": APP_SCOPE,
-            "clients": {CLIENT_ID: {"certificate": os.path.join(self.certs, "app.crt"),
-                                    "secret": self.ENTRA_SECRET}}})
+        self.set_entra_config()
         p, self.entra_port = start_process(
             [sys.executable, os.path.join(FAKES, "fake_entra.py"), "--state", self.entra_state,
              "--cert", os.path.join(self.certs, "server.crt"),
