@@ -879,6 +879,9 @@ class Session:
         if rule:
             if rule["action"] == "reply" and rule.get("reply", "")[:1] == "2":
                 ok_reply = rule["reply"]  # accepted, with this reply text
+                if rule.get("delay"):  # a slow acceptance: stored after the delay
+                    self.ev("eod_delay", delay=float(rule["delay"]))
+                    time.sleep(float(rule["delay"]))
             elif self.apply(rule):
                 return
         if len(content) > int(self.cfg.get("max_size", 157286400)):
