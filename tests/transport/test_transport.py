@@ -949,6 +949,17 @@ class LocalFaults(TransportTestBase):
                           % p.stderr.strip())
         self.addCleanup(subprocess.run, ["umount", "-l", path], capture_output=True)
 
+    @staticmethod
+    def fill(directory):
+        """Fills the file system of `directory` (a small tmpfs) to the last byte."""
+        try:
+            with open(os.path.join(directory, "filler"), "wb") as f:
+                while True:
+                    f.write(b"x" * 4096)
+                    f.flush()
+        except OSError:
+            pass
+
     def assert_delivered_or_deferred_with_reason(self, res, before):
         self.assertIn(res.rc, (0, TEMPFAIL), "never a bounce: %r" % res)
         if res.rc == 0:
@@ -971,17 +982,24 @@ class LocalFaults(TransportTestBase):
         tokens = os.path.join(self.state_dir, "tokens")
         os.makedirs(self.state_dir, mode=0o700)
         self.mount_tmpfs(tokens, "size=16k,mode=0700")
-        try:  # fill it
-            with open(os.path.join(tokens, "filler"), "wb") as f:
-                while True:
-                    f.write(b"x" * 4096)
-                    f.flush()
-        except OSError:
-            pass
+        self.fill(tokens)
         before = self.snapshot()
         res = self.deliver()
         self.assert_delivered_or_deferred_with_reason(res, before)
         sys.stderr.write("\n  [tokens/ full: %s] " % res.line)
+
+    def test_spool_disk_full_defers(self):
+        # The transport spools the message in $TMPDIR before MAIL FROM: a full disk
+        # there is temporary, and nothing is sent.
+        spool = os.path.join(self.tdir, "spool")
+        self.mount_tmpfs(spool, "size=16k,mode=0700")
+        self.fill(spool)
+        before = self.snapshot()
+        res = self.deliver(msg=_big_message(256 << 10), env=dict(os.environ, TMPDIR=spool))
+        self.assert_deferred(res)
+        self.assertIn("No space left on device", res.line, res)
+        self.assertEqual(self.delta(before, "mail_commands"), 0, res)
+        self.assertEqual(self.new_messages(before), [])
 
     def test_config_fifo_defers_435_without_blocking(self):
         fifo = os.path.join(self.tdir, "fifo.conf")
