@@ -126,8 +126,9 @@ def transport_killed(st, name, rcpt, fault, stall_event):
     lines = pipe_lines(pf, rcpt, "deferred")
     check(bool(lines) and "signal" in lines[-1], "%s: deferred (pipe reports the signal): %s"
           % (name, lines[-1:]))
-    check([m["queue_name"] for m in pf.queue()] == ["deferred"],
-          "%s: the message stays in the deferred queue" % name)
+    pf.wait_for(lambda: [m["queue_name"] for m in pf.queue()] == ["deferred"], 30,
+                name + ": the message in the deferred queue")
+    check(True, "%s: the message stays in the deferred queue" % name)
     copies_before = count(st, r["message_id"])
     st.set_faults([])
     pf.flush()
