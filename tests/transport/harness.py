@@ -1,10 +1,12 @@
 """harness: starts the fakes for transport tests and reads what they recorded.
 
 Contract: Env() makes a temporary directory (under $TMPDIR or /tmp) with a copy
-of a test CA (tests/fakes/make_test_ca.sh, run once per process) and a state
-dir for the fake Office 365; start_o365() / start_entra() launch the fakes on free loopback ports and wait
-for "READY <port>"; close() stops them (SIGTERM, by pid) and removes the
-directory unless KEEP_TEST_DIRS=1. Not thread-safe (one Env per test).
+of a test CA (tests/fakes/make_test_ca.sh, run once per process) and state
+dirs for the fakes; start_o365() / start_entra() launch the fakes on free
+loopback ports and wait for "READY <port>"; set_faults() / set_entra_faults()
+and set_o365_config() / set_entra_config() write their fault and config files;
+close() stops them (SIGTERM, by pid) and removes the directory unless
+KEEP_TEST_DIRS=1. Not thread-safe (one Env per test).
 """
 import base64
 import glob
