@@ -51,8 +51,8 @@ EHLO_EXTENSIONS_PLAIN = ["SIZE 157286400", "PIPELINING", "DSN", "ENHANCEDSTATUSC
                          "STARTTLS", "8BITMIME", "BINARYMIME", "CHUNKING", "SMTPUTF8"]
 EHLO_EXTENSIONS_TLS = ["SIZE 157286400", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES",
                        "AUTH LOGIN XOAUTH2", "8BITMIME", "BINARYMIME", "CHUNKING", "SMTPUTF8"]
-STAGES = {"greeting", "ehlo", "starttls", "tls", "auth", "mail", "rcpt", "data", "bdat",
-          "eod", "rset", "noop", "quit"}
+STAGES = {"greeting", "ehlo", "starttls", "tls", "auth", "mail", "rcpt", "data", "body",
+          "bdat", "eod", "rset", "noop", "quit"}
 ACTIONS = {"disconnect", "stall", "reply", "no_starttls", "cert", "slow"}
 MAX_LINE = 64 * 1024
 
@@ -295,6 +295,7 @@ class Session:
         self.ehlo_seen = False
         self.mailbox = None  # authenticated mailbox
         self.holds_slot = False
+        self.body_checked = False
         self.cfg = st.read_json("config.json", {}, self.id)
         if not isinstance(self.cfg, dict):
             self.cfg = {}
@@ -441,7 +442,42 @@ class Session:
                 raw = bytes(buf[:i + 2])
                 return raw.replace(b"\r\n.", b"\r\n")[2:]
             start = max(0, len(buf) - 4)
+            if len(buf) > 2:
+                self.body_fault(buf)
             self.recv_more(buf)
+
+    def body_fault(self, buf):
+        """Stage "body": fires once some content (not yet its final dot) has arrived
+        after 354. disconnect: close with the rest unread; stall: stop reading (the
+        client's writes block) for "hold" seconds (default 20) or until the peer goes."""
+        if self.body_checked:
+            return
+        self.body_checked = True
+        rule = self.fault("body")
+        if not rule or rule["action"] not in ("disconnect", "stall"):
+            return
+        self.ev("body_fault", action=rule["action"], received=len(buf) - 2)
+        if rule["action"] == "stall":
+            self.hold(float(rule.get("hold", 20)))
+        self.out.clear()
+        raise Closed("fault: %s in the message body" % rule["action"])
+
+    def hold(self, seconds):
+        """Reads nothing for `seconds`; returns early when the peer hangs up. The
+        mailbox slot is given back at once: a held connection must not count
+        against the concurrency limit of later deliveries."""
+        import select
+        if self.holds_slot:
+            self.st.release_mailbox(self.mailbox)
+            self.holds_slot = False
+        self.ev("stall")
+        raw = self.sock.fileno()
+        poller = select.poll()
+        poller.register(raw, select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+        end = _now() + seconds
+        while _now() < end:
+            if poller.poll(200):
+                break
 
     # --- the session -------------------------------------------------------
     def run(self):
@@ -843,6 +879,9 @@ class Session:
         if rule:
             if rule["action"] == "reply" and rule.get("reply", "")[:1] == "2":
                 ok_reply = rule["reply"]  # accepted, with this reply text
+                if rule.get("delay"):  # a slow acceptance: stored after the delay
+                    self.ev("eod_delay", delay=float(rule["delay"]))
+                    time.sleep(float(rule["delay"]))
             elif self.apply(rule):
                 return
         if len(content) > int(self.cfg.get("max_size", 157286400)):

@@ -1,10 +1,12 @@
 """harness: starts the fakes for transport tests and reads what they recorded.
 
-Contract: Env() makes a temporary directory (under $TMPDIR or /tmp) with a test
-CA (tests/fakes/make_test_ca.sh) and a state dir for the fake Office 365;
-start_o365() / start_entra() launch the fakes on free loopback ports and wait
-for "READY <port>"; close() stops them (SIGTERM, by pid) and removes the
-directory unless KEEP_TEST_DIRS=1. Not thread-safe (one Env per test).
+Contract: Env() makes a temporary directory (under $TMPDIR or /tmp) with a copy
+of a test CA (tests/fakes/make_test_ca.sh, run once per process) and state
+dirs for the fakes; start_o365() / start_entra() launch the fakes on free
+loopback ports and wait for "READY <port>"; set_faults() / set_entra_faults()
+and set_o365_config() / set_entra_config() write their fault and config files;
+close() stops them (SIGTERM, by pid) and removes the directory unless
+KEEP_TEST_DIRS=1. Not thread-safe (one Env per test).
 """
 import base64
 import glob
@@ -46,11 +48,28 @@ def start_process(argv, log_path, timeout=15.0, env=None):
     raise RuntimeError("%s did not become ready (%r); see %s" % (argv[1], line, log_path))
 
 
+_CA_TEMPLATE = None
+
+
+def _test_ca():
+    """The test CA and certificates, made once per process (make_test_ca.sh takes
+    seconds) in a directory removed at exit; every Env gets its own copy."""
+    global _CA_TEMPLATE
+    if _CA_TEMPLATE is None:
+        import atexit
+        top = tempfile.mkdtemp(prefix="o365relay-ca-")
+        atexit.register(shutil.rmtree, top, True)
+        subprocess.run(["sh", os.path.join(FAKES, "make_test_ca.sh"), os.path.join(top, "certs")],
+                       check=True)
+        _CA_TEMPLATE = os.path.join(top, "certs")
+    return _CA_TEMPLATE
+
+
 class Env:
     def __init__(self, name="t"):
         self.dir = tempfile.mkdtemp(prefix="o365relay-%s-" % name)
         self.certs = os.path.join(self.dir, "certs")
-        subprocess.run(["sh", os.path.join(FAKES, "make_test_ca.sh"), self.certs], check=True)
+        shutil.copytree(_test_ca(), self.certs)
         self.o365_state = os.path.join(self.dir, "o365")
         os.makedirs(self.o365_state)
         self.entra_state = os.path.join(self.dir, "entra")
@@ -115,13 +134,23 @@ class Env:
     # --- fake Entra ---------------------------------------------------------------
     ENTRA_SECRET = "bench-secret-~.value"
 
+    def set_entra_config(self, extra=None):
+        """Writes the fake Entra's config.json: the defaults updated with `extra`
+        (re-read by the fake on every request)."""
+        cfg = {"tenants": [TENANT],
+               "signing_key": os.path.join(self.certs, "entra-signing.key"),
+               "app_scope": APP_SCOPE,
+               "clients": {CLIENT_ID: {"certificate": os.path.join(self.certs, "app.crt"),
+                                       "secret": self.ENTRA_SECRET}}}
+        cfg.update(extra or {})
+        self._write(os.path.join(self.entra_state, "config.json"), cfg)
+
+    def set_entra_faults(self, rules):
+        """The fake Entra's faults.json (kinds slow, close, aadsts, 429, 500, malformed)."""
+        self._write(os.path.join(self.entra_state, "faults.json"), {"faults": rules})
+
     def start_entra(self, *extra):
-        self._write(os.path.join(self.entra_state, "config.json"), {
-            "tenants": [TENANT],
-            "signing_key": os.path.join(self.certs, "entra-signing.key"),
-            "app_scope": APP_SCOPE,
-            "clients": {CLIENT_ID: {"certificate": os.path.join(self.certs, "app.crt"),
-                                    "secret": self.ENTRA_SECRET}}})
+        self.set_entra_config()
         p, self.entra_port = start_process(
             [sys.executable, os.path.join(FAKES, "fake_entra.py"), "--state", self.entra_state,
              "--cert", os.path.join(self.certs, "server.crt"),
