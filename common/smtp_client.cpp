@@ -20,6 +20,9 @@
 
 namespace o365 {
 
+// Seconds to wait for the reply to QUIT after the message was accepted.
+constexpr int kQuitWaitAfterDelivery = 1;
+
 namespace {
 
 using Clock = SmtpClient::Clock;
@@ -592,11 +595,16 @@ struct SmtpClient::Impl {
                 return;
             }
             bool had_tls = static_cast<bool>(tls);
+            // After a delivery the QUIT is a courtesy: waiting long for its
+            // reply only widens the window in which a kill of the transport
+            // (Postfix's defer) would have a delivered message sent again.
+            const int wait = stage == Stage::done ? kQuitWaitAfterDelivery
+                                                  : std::min(settings.command_timeout, 10);
             enter(Stage::quit);
             // Replies of pipelined commands left unread come before QUIT's.
             command("QUIT");
             for (int i = 0; i < 1000; ++i) {
-                SmtpReply r = read_reply(std::min(settings.command_timeout, 10));
+                SmtpReply r = read_reply(wait);
                 if (r.code == 221) break;
             }
             if (had_tls && tls) tls->shutdown();

@@ -11,10 +11,12 @@ Checks:
 2. The transport killed while the fake Office 365 stalls at end of data (the
    server has not stored the message): Postfix defers (pipe(8) reports the
    signal); after recovery and a flush, delivered exactly once.
-3. The transport killed after the server's 250 at end of data, while QUIT
-   stalls (past the final dot): Postfix defers; after a flush the message is
-   delivered again. This is the documented duplicate of SMTP (docs/design.md
-   section 4.1): the test reports how many copies it sees and accepts 1 or 2.
+3. The server stalls the QUIT after its 250 at end of data: the transport
+   waits at most 1 s for the reply to QUIT (the message is accepted), so
+   Postfix logs status=sent within 3 s of the 250 and the message is stored
+   once. (A kill of the transport in that second would be SMTP's documented
+   duplicate, docs/design.md section 4.1; the short wait keeps that window
+   small: before, the transport waited up to 10 s.)
 4. `postfix reload` while a delivery is in flight (the server takes 5 s to
    accept at end of data): the running transport finishes; delivered once.
 5. The token cache's disk is full (a full 16 KiB tmpfs over state/tokens,
@@ -144,20 +146,22 @@ def killed_before_final_reply(st):
     delivered_once(st, pf, name + ", after recovery", r["message_id"])
 
 
-def killed_after_final_reply(st):
+def quit_stall_after_delivery(st):
     pf = st.postfix
-    name = "transport killed after 250 (QUIT stalls)"
-    r, before = transport_killed(st, name, "k2@example.org", {"stage": "quit", "action": "stall"},
-                                 "stall")
-    check(before == 1, "%s: the server had stored it once" % name)
-    pf.wait_for(lambda: count(st, r["message_id"]) >= 2 and pf.queue() == [], 60,
-                name + ": redelivery")
-    time.sleep(1)
-    n = count(st, r["message_id"])
-    print("     %s: %d copies (the documented duplicate after a kill past the final dot)"
-          % (name, n))
-    check(n in (1, 2) and pf.queue() == [], "%s: at most the documented duplicate (%d), "
-          "queue empty" % (name, n))
+    name = "QUIT stalls after the 250"
+    st.set_faults([{"stage": "quit", "action": "stall"}])
+    n_stalls = len(st.env.events("stall"))
+    r = st.send(SENDER, ["k2@example.org"], name)
+    check(r["status"] == "queued", "%s: message accepted: %s" % (name, r))
+    wait(lambda: len(st.env.events("stall")) > n_stalls, 30, name + ": the stall")
+    t0 = time.time()
+    pf.wait_for(lambda: pipe_lines(pf, "k2@example.org", "sent") or
+                pipe_lines(pf, "k2@example.org", "deferred"), 30, name + ": Postfix's verdict")
+    took = time.time() - t0
+    check(bool(pipe_lines(pf, "k2@example.org", "sent")) and took < 3,
+          "%s: status=sent %.1f s after the stall began (< 3 s)" % (name, took))
+    st.set_faults([])
+    delivered_once(st, pf, name, r["message_id"])
 
 
 # --- 4. postfix reload mid-delivery --------------------------------------------------
@@ -226,7 +230,7 @@ def main():
     try:
         r = st.send(SENDER, ["warm@example.org"], "warm-up")
         delivered_once(st, st.postfix, "warm-up", r["message_id"])
-        for step in (milter_killed, killed_before_final_reply, killed_after_final_reply,
+        for step in (milter_killed, killed_before_final_reply, quit_stall_after_delivery,
                      reload_mid_delivery, cache_disk_full):
             try:
                 step(st)
