@@ -224,6 +224,10 @@ class Routes(GraphTestBase):
 class Outcomes(GraphTestBase):
     """Every row of the Graph part of the temporary/permanent table."""
 
+    def fresh_state(self, i):
+        self.state_dir = os.path.join(self.tdir, "state%d" % i)
+        self.conf = self.write_config()
+
     def run_row(self, res, rc, dsn, text=None):
         self.assertEqual(res.rc, rc, res)
         self.assertEqual(res.dsn, dsn, res)
@@ -267,8 +271,9 @@ class Outcomes(GraphTestBase):
              TEMPFAIL, "4.4.2", "may have been sent"),
             ({"route": "sendMail", "action": "close_before_body"}, TEMPFAIL, "4.4.2", None),
         ]
-        for rule, rc, dsn, text in rows:
+        for i, (rule, rc, dsn, text) in enumerate(rows):
             with self.subTest(rule=rule):
+                self.fresh_state(i)  # a persistent 401 leaves the account in backoff
                 self.env.set_graph_faults([rule])
                 res = self.deliver()
                 self.run_row(res, rc, dsn, text)
@@ -392,9 +397,7 @@ class Audiences(GraphTestBase):
         before_o365 = self.env.stats()
         res = self.deliver()
         self.assertEqual(res.rc, 0, res)
-        smtp_jti = set(json.load(open(os.path.join(self.state_dir, "tokens", "noreply.json")))
-                       .keys())
-        self.assertTrue(smtp_jti)
+        self.assertTrue(self.entry("noreply.json")["access_token"])
         # Then Graph with the SMTP entry warm: Graph must get its own token.
         self.conf = self.write_config()
         before_graph = self.env.graph_stats()
@@ -409,18 +412,20 @@ class Audiences(GraphTestBase):
         self.assertEqual(res.rc, 0, res)
         self.assertEqual(self.env.stats()["auth_failed"], before_o365["auth_failed"],
                          "a Graph token went to Office 365")
-        smtp_entry = json.load(open(os.path.join(self.state_dir, "tokens", "noreply.json")))
-        graph_entry = json.load(open(os.path.join(self.state_dir, "tokens",
-                                                  "noreply+graph.json")))
+        smtp_entry = self.entry("noreply.json")
+        graph_entry = self.entry("noreply+graph.json")
         self.assertNotEqual(smtp_entry["access_token"], graph_entry["access_token"])
         self.assertIn("outlook.office365.com", self.scope_of(smtp_entry["access_token"]))
         self.assertIn("graph.microsoft.com", self.scope_of(graph_entry["access_token"]))
 
-    @staticmethod
-    def scope_of(token):
-        payload = token.split(".")[1]
-        payload += "=" * (-len(payload) % 4)
-        return json.loads(base64.urlsafe_b64decode(payload)).get("scp", "")
+    def entry(self, name):
+        with open(os.path.join(self.state_dir, "tokens", name)) as f:
+            return json.load(f)
+
+    def scope_of(self, token):
+        claims = harness.fake_tokens.verify(self.env.key, token)
+        self.assertIsNotNone(claims)
+        return claims.get("scp", "")
 
 
 if __name__ == "__main__":
