@@ -188,6 +188,49 @@ ReasonClass local_reason(const Outcome& o) {
     return ReasonClass::other;
 }
 
+// A Graph answer quoted by delivery_status.cpp: "... said: HTTP 403 ErrorAccessDenied: ...".
+struct GraphRule {
+    int status;        // HTTP status; 500 stands for every 5xx
+    const char* code;  // Graph error code; "" for any
+    ReasonClass reason;
+    bool throttle;  // a Graph 429 (counted as ThrottleKind::graph_429)
+};
+
+const GraphRule kGraphRules[] = {
+    {429, "", ReasonClass::throttle, true},
+    {401, "", ReasonClass::token, false},
+    {403, "ErrorSendAsDenied", ReasonClass::sender, false},
+    {403, "", ReasonClass::account, false},
+    {404, "", ReasonClass::account, false},
+    {413, "", ReasonClass::content, false},
+    {400, "ErrorInvalidRecipients", ReasonClass::recipient, false},
+    {400, "", ReasonClass::content, false},
+    {500, "", ReasonClass::network, false},
+};
+
+std::optional<DeliveryClass> graph_class(const std::string& line) {
+    std::size_t p = line.find(" said: HTTP ");
+    if (p == std::string::npos) return std::nullopt;
+    std::string_view rest = std::string_view(line).substr(p + 12);
+    if (rest.size() < 3 ||
+        !std::all_of(rest.begin(), rest.begin() + 3, [](char c) { return c >= '0' && c <= '9'; }))
+        return std::nullopt;
+    int status = std::stoi(std::string(rest.substr(0, 3)));
+    std::string_view code = rest.substr(std::min<std::size_t>(4, rest.size()));
+    code = code.substr(0, code.find_first_of(": "));
+    DeliveryClass c;
+    for (const GraphRule& r : kGraphRules) {
+        bool status_ok = r.status == 500 ? status >= 500 : r.status == status;
+        if (status_ok && (!*r.code || code == r.code)) {
+            c.reason = r.reason;
+            if (r.throttle) c.throttle = ThrottleKind::graph_429;
+            return c;
+        }
+    }
+    c.reason = ReasonClass::other;
+    return c;
+}
+
 }  // namespace
 
 std::optional<ThrottleKind> classify_throttle(const SmtpReply& reply) {
@@ -203,6 +246,10 @@ DeliveryClass classify_delivery(const Outcome& o) {
         return c;
     }
     c.result = o.temporary() ? DeliveryResult::deferred : DeliveryResult::bounced;
+    if (auto g = graph_class(o.status_line)) {
+        g->result = c.result;
+        return *g;
+    }
     if (auto q = quoted_reply(o.status_line)) {
         c.throttle = classify_throttle(q->reply);
         c.reason = c.throttle ? ReasonClass::throttle : reply_reason(*q);

@@ -55,6 +55,17 @@ Outcome sent_outcome() {
                      "smtp.office365.com[52.96.0.1]:587");
 }
 
+Outcome graph(Stage stage, int status, const char* code, const char* message) {
+    Failure f;
+    f.cause = Cause::graph_reply;
+    f.stage = stage;
+    f.http_status = status;
+    f.graph_code = code;
+    f.graph_message = message;
+    f.peer = "graph.microsoft.com[20.190.0.1]:443";
+    return decide(f);
+}
+
 struct Row {
     const char* name;
     Outcome outcome;
@@ -70,6 +81,20 @@ BOOST_AUTO_TEST_CASE(classify_delivery_table) {
     using D = DeliveryResult;
     const Row rows[] = {
         {"sent", sent_outcome(), D::sent, R::other, std::nullopt},
+        {"graph 429",
+         graph(Stage::graph_sendmail, 429, "ApplicationThrottled",
+               "Application is over its MailboxConcurrency limit."),
+         D::deferred, R::throttle, ThrottleKind::graph_429},
+        {"graph 403 access denied",
+         graph(Stage::graph_sendmail, 403, "ErrorAccessDenied", "Access is denied."), D::deferred,
+         R::account, std::nullopt},
+        {"graph 403 send as denied",
+         graph(Stage::graph_sendmail, 403, "ErrorSendAsDenied", "no send as"), D::bounced,
+         R::sender, std::nullopt},
+        {"graph 401", graph(Stage::graph_sendmail, 401, "InvalidAuthenticationToken", "expired"),
+         D::deferred, R::token, std::nullopt},
+        {"graph 503", graph(Stage::graph_sendmail, 503, "ServiceUnavailable", "busy"), D::deferred,
+         R::network, std::nullopt},
         {"432 at AUTH", server(Stage::auth, 432, "4.3.2", "Concurrent connections limit exceeded"),
          D::deferred, R::throttle, ThrottleKind::smtp_concurrency},
         {"server busy at eod", server(Stage::end_of_data, 451, "4.7.500", "Server busy"),
