@@ -1,7 +1,7 @@
 // signals: SIGHUP reloads the config instead of stopping the milter.
 //
 // libmilter's own signal thread sigwait()s for SIGHUP, SIGTERM and SIGINT and
-// treats SIGHUP like SIGTERM (stop). To keep DESIGN.md's contract (SIGHUP
+// treats SIGHUP like SIGTERM (stop). To keep the contract of docs/design.md section 6 (SIGHUP
 // reloads), this unit defines sigwait() in the executable, which interposes
 // libmilter's call: the set it waits for loses SIGHUP (SIGTERM and SIGINT still
 // stop libmilter cleanly, as smfi_stop() would). SIGHUP is blocked in every

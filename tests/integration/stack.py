@@ -2,7 +2,7 @@
 the demo: fake Entra + fake Office 365 (tests/fakes), the real
 o365relay-milter and o365relay-transport, and a private Postfix instance wired
 as conf/ recommends (smtpd_milters, sender_dependent_default_transport_maps ->
-o365:ACCOUNT, the pipe(8) entry of DESIGN.md section 4, recipient limit 1,
+o365:ACCOUNT, the pipe(8) entry of docs/design.md section 4, recipient limit 1,
 concurrency 3).
 
 Contract: Stack(build_dir, name, policy=..., faults=...) starts everything

@@ -3,7 +3,7 @@
 
 Usage: test_transport.py /path/to/o365relay-transport [unittest args]
 
-Each delivery runs the binary as pipe(8) would (DESIGN.md section 4):
+Each delivery runs the binary as pipe(8) would (docs/design.md section 4):
   o365relay-transport -c CONF -f SENDER -q QUEUEID -n NEXTHOP -- RCPT...
 with the message on stdin (LF line endings), and checks the exit status, the
 one status line on stdout, what fake_o365.py received and recorded, how many
@@ -29,7 +29,7 @@ SIMPLE = b"From: noreply@contoso.com\nTo: bob@example.org\nSubject: test\n\nHell
 
 
 def normalized(msg: bytes) -> bytes:
-    """What the fake must receive for stdin MSG (DESIGN.md section 4, precise rules)."""
+    """What the fake must receive for stdin MSG (docs/design.md section 4, precise rules)."""
     out = re.sub(rb"(?<!\r)\n", b"\r\n", msg)
     if not out.endswith(b"\r\n"):
         out += b"\r\n"
@@ -230,7 +230,7 @@ class Delivery(TransportTestBase):
         # O365-FACTS: the token goes after the 334, not as an initial response
         auths = [e for e in self.env.events("auth_xoauth2") if e["conn"] > before["o365"]["connections"]]
         self.assertEqual([e["initial_response"] for e in auths], [False])
-        # DESIGN.md section 7: one line per delivery attempt in Postfix's manner
+        # docs/design.md section 7: one line per delivery attempt in Postfix's manner
         pat = (r"o365relay-transport\[\d+\]: 4F2A31C2D: to=<bob@example\.org>, account=noreply, "
                r"relay=localhost\[127\.0\.0\.1\]:%d, delay=[\d.]+, delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, "
                r"dsn=2\.0\.0, status=sent \(250 2\.0\.0 OK <[^>]*> \[Hostname=[^\]]+\]\)"
