@@ -167,10 +167,13 @@ class ConfigBuilder {
 
     // The Config, once every line is read. Throws ConfigError.
     std::shared_ptr<const Config> finish() {
-        require_an_account();    // 1.
-        for (auto& d : drafts_)  // 2.
+        require_an_account();                                                    // 1.
+        apply_cloud_preset(*cfg_, [this](SectionKind s, std::string_view key) {  // 2.
+            return set_in_file(s, key);
+        });
+        for (auto& d : drafts_)  // 3.
             add_resolved_account(d);
-        check_config_rules();  // 3.
+        check_config_rules();  // 4.
         return cfg_;
     }
 
@@ -226,6 +229,11 @@ class ConfigBuilder {
         if (!first) fail("set twice (first at line " + std::to_string(it->second) + ")");
     }
 
+    // Whether the file set the single-valued key KEY of section S (not an account's).
+    bool set_in_file(SectionKind s, std::string_view key) const {
+        return first_line_.count(std::string(section_name(s)) + "\n" + std::string(key)) != 0;
+    }
+
     void require_an_account() const {
         if (drafts_.empty()) at_end("no [account NAME] section: o365relay relays nothing");
     }
@@ -239,7 +247,7 @@ class ConfigBuilder {
         inherit_entra(a, cfg_->entra, d.set_keys);              // 1.
         if (a.senders.empty()) a.senders.push_back(a.mailbox);  // 2.
         if (a.entra.scope.empty())
-            a.entra.scope = a.flow == Flow::delegated ? kDelegatedScope : kAppOnlyScope;
+            a.entra.scope = cloud_preset(a.entra.cloud).smtp_scope(a.flow == Flow::delegated);
         check_required_keys(a);                 // 3.
         for (const auto& rule : kAccountRules)  // 4.
             if (rule.broken(a)) fail_key(rule.key, rule.problem);

@@ -11,6 +11,9 @@
 // line, appends to the list. Accounts inherit [entra] and may override any of
 // its keys; a delegated account does not inherit the app's credential
 // (certificate_file, private_key_file, client_secret_file) nor its scope.
+// [entra] cloud (config-wide, not per account) gives the defaults of
+// authority, [smtp] host, the scopes and [graph] endpoint (clouds.hpp); keys
+// set in the file win.
 // load_config() reads regular files only (a directory or FIFO is refused, never
 // waited on). Secret files are only named here; secret_file.hpp reads them.
 // Config values are never modified after loading, so a shared_ptr<const Config>
@@ -25,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "clouds.hpp"
 #include "log_level.hpp"
 
 namespace o365 {
@@ -57,17 +61,25 @@ struct SmtpSettings {
 };
 
 struct EntraSettings {
+    // [entra] only (an account section cannot set it); every account gets it.
+    // Its preset fills authority, [smtp] host, the scopes and [graph] endpoint
+    // that the file does not set (clouds.hpp).
+    Cloud cloud = Cloud::global;
     std::string authority = "https://login.microsoftonline.com";
     std::string tenant;
     std::string client_id;
     std::string certificate_file;
     std::string private_key_file;
     std::string client_secret_file;
-    std::string scope;  // empty: per flow default (see default_scope())
+    std::string scope;  // empty: per flow, from the cloud's preset
     std::string ca_file;
     int refresh_window = 600;
     int http_timeout = 30;
     AssertionAlg assertion_alg = AssertionAlg::ps256;
+    // HTTPS proxy for token requests, "http://host:port" or "https://host:port";
+    // empty: none, whatever the environment says (pipe(8) and systemd do not
+    // pass it). SMTP never goes through it.
+    std::string proxy;
 
     // "{authority}/{tenant}/oauth2/v2.0/token"
     std::string token_endpoint() const;
@@ -75,6 +87,7 @@ struct EntraSettings {
     std::string devicecode_endpoint() const;
 };
 
+// The global cloud's default scopes (clouds.cpp has those of every cloud).
 inline constexpr const char* kAppOnlyScope = "https://outlook.office365.com/.default";
 inline constexpr const char* kDelegatedScope =
     "https://outlook.office.com/SMTP.Send offline_access";
@@ -87,9 +100,10 @@ inline constexpr const char* kGraphDelegatedScope =
 // (docs/design.md section "Graph delivery").
 struct GraphSettings {
     std::string endpoint = "https://graph.microsoft.com";  // requests: <endpoint>/v1.0/users/...
-    std::string scope;    // empty: per flow (kGraphAppOnlyScope, kGraphDelegatedScope)
+    std::string scope;    // empty: per flow, from the cloud's preset
     std::string ca_file;  // empty: system trust store
     int http_timeout = 60;
+    std::string proxy;  // as EntraSettings::proxy, for the Graph requests
 };
 
 struct Account {

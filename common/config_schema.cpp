@@ -103,6 +103,7 @@ constexpr std::array<std::string_view, 3> kUnknownSender = {"reject", "tempfail"
 constexpr std::array<std::string_view, 2> kNullSender = {"rewrite", "reject"};
 constexpr std::array<std::string_view, 3> kOnError = {"tempfail", "accept", "reject"};
 constexpr std::array<std::string_view, 2> kMethods = {"smtp", "graph"};
+// kClouds: cloud_names() (clouds.cpp), the one table of clouds.
 
 using S = SectionKind;
 using T = ValueType;
@@ -125,7 +126,8 @@ const KeySpec kKeys[] = {
 
     // [smtp]
     {.section = S::smtp, .name = "host", .type = T::nonempty,
-     .field = field<&SmtpSettings::host>(), .shown_default = "default smtp.office365.com"},
+     .field = field<&SmtpSettings::host>(),
+     .shown_default = "default smtp.office365.com: the cloud's"},
     {.section = S::smtp, .name = "port", .type = T::integer,
      .field = field<&SmtpSettings::port>(), .min = 1, .max = 65535,
      .shown_default = "default 587"},
@@ -149,9 +151,12 @@ const KeySpec kKeys[] = {
      .shown_default = "default 900"},
 
     // [entra]: defaults of every account
+    {.section = S::entra, .name = "cloud", .type = T::choice,
+     .field = field<&EntraSettings::cloud>(), .choices = cloud_names(),
+     .inherit = I::config_wide, .shown_default = "default global"},
     {.section = S::entra, .name = "authority", .type = T::https_url,
      .field = field<&EntraSettings::authority>(), .inherit = I::every_flow, .credential = true,
-     .shown_default = "default https://login.microsoftonline.com"},
+     .shown_default = "default https://login.microsoftonline.com: the cloud's"},
     {.section = S::entra, .name = "tenant", .type = T::text,
      .field = field<&EntraSettings::tenant>(), .inherit = I::every_flow, .required = true,
      .credential = true},
@@ -183,11 +188,14 @@ const KeySpec kKeys[] = {
     {.section = S::entra, .name = "http_timeout", .type = T::integer,
      .field = field<&EntraSettings::http_timeout>(), .min = 1, .max = 600,
      .inherit = I::every_flow, .shown_default = "default 30"},
+    {.section = S::entra, .name = "proxy", .type = T::proxy_url,
+     .field = field<&EntraSettings::proxy>(), .inherit = I::every_flow,
+     .hint = "http://HOST:PORT", .shown_default = "default: empty, none"},
 
     // [graph]: Microsoft Graph, for the accounts with method = graph
     {.section = S::graph, .name = "endpoint", .type = T::https_url,
      .field = field<&GraphSettings::endpoint>(),
-     .shown_default = "default https://graph.microsoft.com"},
+     .shown_default = "default https://graph.microsoft.com: the cloud's"},
     {.section = S::graph, .name = "scope", .type = T::text,
      .field = field<&GraphSettings::scope>(), .shown_default = "default: empty, by flow"},
     {.section = S::graph, .name = "ca_file", .type = T::path,
@@ -196,6 +204,9 @@ const KeySpec kKeys[] = {
     {.section = S::graph, .name = "http_timeout", .type = T::integer,
      .field = field<&GraphSettings::http_timeout>(), .min = 1, .max = 3600,
      .shown_default = "default 60"},
+    {.section = S::graph, .name = "proxy", .type = T::proxy_url,
+     .field = field<&GraphSettings::proxy>(), .hint = "http://HOST:PORT",
+     .shown_default = "default: empty, none"},
 
     // [account NAME]
     {.section = S::account, .name = "mailbox", .type = T::address,
@@ -418,6 +429,32 @@ Problem check_header(std::string_view v, ParsedValue& out) {
     return std::nullopt;
 }
 
+// "http://host:port" or "https://host:port", an optional "/" at the end; no
+// credentials (a secret never lives in the config file).
+Problem check_proxy_url(std::string_view v) {
+    if (v.empty()) return std::nullopt;
+    std::string_view rest;
+    if (starts_with(v, "http://")) {
+        rest = v.substr(7);
+    } else if (starts_with(v, "https://")) {
+        rest = v.substr(8);
+    } else {
+        return quoted(v) + ": must be http://HOST:PORT or https://HOST:PORT";
+    }
+    if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+    if (rest.find('@') != std::string_view::npos)
+        return std::string("a user and password in the proxy URL are not supported");  // not echoed
+    auto colon = rest.rfind(':');
+    std::string_view host = colon == std::string_view::npos ? rest : rest.substr(0, colon);
+    std::string_view port = colon == std::string_view::npos ? "" : rest.substr(colon + 1);
+    int n = 0;
+    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+    if (host.empty() || rest.find('/') != std::string_view::npos || port.empty() ||
+        ec != std::errc() || p != port.data() + port.size() || n < 1 || n > 65535)
+        return quoted(v) + ": must be http://HOST:PORT or https://HOST:PORT";
+    return std::nullopt;
+}
+
 // Parses and checks V for K into OUT.
 Problem check_value(const KeySpec& k, std::string_view v, ParsedValue& out) {
     out.text = std::string(v);
@@ -469,6 +506,8 @@ Problem check_value(const KeySpec& k, std::string_view v, ParsedValue& out) {
             return check_sender_list(v, out);
         case T::header:
             return check_header(v, out);
+        case T::proxy_url:
+            return check_proxy_url(v);
     }
     return std::string("internal: unknown value type");
 }
@@ -502,7 +541,8 @@ std::string known_sections() {
 
 const KeySpec* find_key(SectionKind s, std::string_view name) {
     for (const auto& k : kKeys)
-        if (k.name == name && (k.section == s || (s == S::account && k.inherit != I::no)))
+        if (k.name == name && (k.section == s || (s == S::account && k.inherit != I::no &&
+                                                  k.inherit != I::config_wide)))
             return &k;
     return nullptr;
 }
@@ -526,11 +566,41 @@ void inherit_entra(Account& account, const EntraSettings& from,
                    const std::vector<std::string_view>& set_in_section) {
     for (const auto& k : kKeys) {
         if (k.section != S::entra || k.inherit == I::no) continue;
+        if (k.inherit == I::config_wide) {  // never set in an account section
+            k.field.copy(&account.entra, &from);
+            continue;
+        }
         if (std::find(set_in_section.begin(), set_in_section.end(), k.name) != set_in_section.end())
             continue;
         if (k.inherit == I::client_credentials_only && account.flow != Flow::client_credentials)
             continue;
         k.field.copy(&account.entra, &from);
+    }
+}
+
+namespace {
+
+// The config-wide keys whose default is the cloud's: key, and its preset value.
+struct PresetKey {
+    SectionKind section;
+    std::string_view key;
+    std::string_view CloudPreset::*value;
+};
+constexpr PresetKey kPresetKeys[] = {
+    {S::entra, "authority", &CloudPreset::authority},
+    {S::smtp, "host", &CloudPreset::smtp_host},
+    {S::graph, "endpoint", &CloudPreset::graph_endpoint},
+};
+
+}  // namespace
+
+void apply_cloud_preset(Config& config,
+                        const std::function<bool(SectionKind, std::string_view)>& set_in_file) {
+    const CloudPreset& preset = cloud_preset(config.entra.cloud);
+    for (const auto& pk : kPresetKeys) {
+        if (set_in_file(pk.section, pk.key)) continue;
+        const KeySpec* k = find_key(pk.section, pk.key);
+        if (k) store_value(*k, preset.*pk.value, config, nullptr);  // the table's values pass
     }
 }
 

@@ -20,6 +20,7 @@
 // Thread-safe: the table is immutable, the functions are pure.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -53,6 +54,7 @@ enum class ValueType {
     domain_list,    // domains or @domains, comma or space separated, lower-cased
     sender_list,    // addresses and @domains, comma or space separated
     header,         // "Name: value"
+    proxy_url,      // empty, or http://host:port | https://host:port (no user:password@)
 };
 
 // How an account gets an [entra] key that its own section does not set.
@@ -62,6 +64,9 @@ enum class Inherit {
     client_credentials_only,  // from [entra] only when flow = client_credentials: the
                               // app's credential and scope; a delegated (public)
                               // client must present no credential (AADSTS700025)
+    config_wide,              // from [entra], always; an account section cannot set it
+                              // (cloud: its [smtp] host and [graph] endpoint serve
+                              // every account)
 };
 
 // The value parsed from the text of one line, before it is stored.
@@ -136,6 +141,16 @@ std::string value_text(const KeySpec& k, const Config* config, const Account* ac
 // names those it did) from FROM, as the keys' Inherit says for its flow.
 void inherit_entra(Account& account, const EntraSettings& from,
                    const std::vector<std::string_view>& set_in_section);
+
+// Applies the preset of CONFIG's cloud (clouds.hpp) to the config-wide keys
+// that take their default from it ([entra] authority, [smtp] host, [graph]
+// endpoint) and that the file did not set: SET_IN_FILE(section, key) says
+// whether it did. Run once every line is read and before accounts inherit
+// [entra]. The scopes are resolved per account and flow (config.cpp,
+// token_audience.cpp), also from the preset.
+void apply_cloud_preset(
+    Config& config,
+    const std::function<bool(SectionKind section, std::string_view key)>& set_in_file);
 
 // The man page's entry line for K, as plain text ("port (default 587)").
 std::string man_line(const KeySpec& k);

@@ -282,6 +282,7 @@ class GraphSender {
             req.body = call.json;
         }
         req.ca_file = d_.settings.ca_file;
+        req.proxy = d_.settings.proxy;
         req.timeout = d_.settings.http_timeout;
         req.connect_timeout = std::min(30, d_.settings.http_timeout);
         req.deadline = d_.deadline;

@@ -312,8 +312,10 @@ HttpError transfer_error(CURL* h, CURLcode rc, const char* errbuf, const HttpReq
         cause.pop_back();
     const bool sent = whole_request_sent(h, req, source);
     Peer peer = peer_of(h);
+    // Through a proxy, the failure may be the proxy's: the message names it.
+    const std::string via = req.proxy.empty() ? "" : " (through the proxy " + req.proxy + ")";
     auto error = [&](Cause c, const std::string& detail, ErrorClass cls = ErrorClass::temporary) {
-        HttpError e(cls, c, host, detail);
+        HttpError e(cls, c, host, detail + via);
         e.with_progress(sent, peer.ip, peer.port);
         return e;
     };
@@ -366,7 +368,10 @@ HttpResponse http_request(const HttpRequest& req) {
     set_method_and_body(h, req, source);
     set(h, CURLOPT_HTTPHEADER, headers.get());
     set(h, CURLOPT_USERAGENT, "o365relay/0.1");
-    if (!req.proxy.empty()) set(h, CURLOPT_PROXY, req.proxy.c_str());
+    // The request's proxy only: "" is none, whatever https_proxy says, and a
+    // proxy is used for every host, whatever no_proxy says.
+    set(h, CURLOPT_PROXY, req.proxy.c_str());
+    if (!req.proxy.empty()) set(h, CURLOPT_NOPROXY, "");
     const bool by_deadline = set_timeouts(h, req, host);
     set(h, CURLOPT_SSL_VERIFYPEER, 1L);
     set(h, CURLOPT_SSL_VERIFYHOST, 2L);  // 2: the name must match (1 means the same since 7.66)

@@ -9,8 +9,10 @@
 // - post_form() is the thin wrapper for an application/x-www-form-urlencoded
 //   POST (every name and value URL-encoded by form_encode()).
 // - TLS: HTTPS only, TLS 1.2 or newer, peer and host verification always on;
-//   ca_file empty = the system trust store. Proxy: `proxy` when set, else the
-//   usual environment variables (https_proxy, no_proxy, ...), as libcurl does.
+//   ca_file empty = the system trust store. Proxy: `proxy` when set (then for
+//   every host), else none: the environment (https_proxy, no_proxy, ...) is
+//   ignored, since pipe(8) and systemd do not pass it. A failure through a
+//   proxy says so: "... (through the proxy http://host:port)".
 // - Timeouts: connect_timeout and timeout (seconds), both bounded by the time
 //   left until `deadline` when one is given (millisecond precision); a request
 //   whose deadline has already passed is not started.
@@ -102,7 +104,7 @@ struct HttpRequest {
     std::string body;
     BodyReader reader;
     std::uint64_t body_length = 0;
-    std::string proxy;                   // empty: the environment's (https_proxy, ...)
+    std::string proxy;                   // http(s)://host:port; empty: none (not the environment)
     std::size_t max_response = 1 << 20;  // larger answers fail (Cause::too_large)
     int connect_timeout = 30;            // seconds for TCP connect + TLS handshake
     int timeout = 30;                    // seconds for the whole request

@@ -57,6 +57,7 @@ HttpResponse post(const Account& a, const std::string& url, FormFields form,
     req.connect_timeout = a.entra.http_timeout;
     req.timeout = a.entra.http_timeout;
     req.ca_file = a.entra.ca_file;
+    req.proxy = a.entra.proxy;
     req.deadline = deadline;
     try {
         return post_form(req);

@@ -12,7 +12,8 @@ Audience audience_of(const Account& account) noexcept {
 
 std::string graph_scope(const Account& account, const GraphSettings& graph) {
     if (!graph.scope.empty()) return graph.scope;
-    return account.flow == Flow::delegated ? kGraphDelegatedScope : kGraphAppOnlyScope;
+    return std::string(
+        cloud_preset(account.entra.cloud).graph_scope(account.flow == Flow::delegated));
 }
 
 Account account_for_audience(const Account& account, const GraphSettings& graph,

@@ -8,7 +8,8 @@
 //   "<account>+graph" (entry tokens/<account>+graph.json, lock
 //   <account>+graph.lock: '+' is not allowed in account names, so no collision)
 //   whose scope is the [graph] scope, or when that is empty the per-flow default
-//   (kGraphAppOnlyScope, kGraphDelegatedScope). The scope is part of the
+//   of the account's cloud (clouds.hpp; global: kGraphAppOnlyScope,
+//   kGraphDelegatedScope). The scope is part of the
 //   credential fingerprint, so the two entries never mix. Everything else
 //   (credentials, refresh window, timeouts) is the account's.
 // - audience_of(): the audience the account's delivery method needs. A token is

@@ -82,6 +82,13 @@ int cmd_check(const Globals& g, const Args& args) {
     int failed = 0;
     for (const Account* a : accounts) {
         std::printf("account %s (%s):\n", a->name.c_str(), a->mailbox.c_str());
+        std::printf("  cloud %s: Entra ID %s, SMTP %s, Graph %s\n",
+                    std::string(cloud_preset(a->entra.cloud).name).c_str(),
+                    a->entra.authority.c_str(), cfg->smtp.host.c_str(),
+                    cfg->graph.endpoint.c_str());
+        std::printf("  proxy Entra ID %s, Graph %s, SMTP none (SMTP cannot use an HTTP proxy)\n",
+                    a->entra.proxy.empty() ? "none" : a->entra.proxy.c_str(),
+                    cfg->graph.proxy.empty() ? "none" : cfg->graph.proxy.c_str());
         if (!check_files(*a)) {
             ++failed;
             continue;

@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential cmake pkg-config g++ libmilter-dev libcurl4-openssl-dev libssl-dev
 libinih-dev nlohmann-json3-dev libboost-test-dev postfix miltertest swaks msmtp python3
 openssl clang libclang-rt-14-dev clang-format dpkg-dev debhelper lintian fakeroot
-procps adduser ca-certificates time prometheus"
+procps adduser ca-certificates time prometheus tinyproxy"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -198,7 +198,9 @@ BOOST_AUTO_TEST_CASE(keys_are_unique_and_entra_keys_may_be_overridden) {
     for (const auto& k : config_keys()) {
         BOOST_TEST(seen.insert({k.section, k.name}).second, "twice: " << k.name);
         BOOST_TEST(find_key(k.section, k.name) == &k);
-        if (k.section == SectionKind::entra) {
+        if (k.section == SectionKind::entra && k.inherit == Inherit::config_wide) {
+            BOOST_TEST(find_key(SectionKind::account, k.name) == nullptr, k.name);  // cloud
+        } else if (k.section == SectionKind::entra) {
             BOOST_TEST((k.inherit != Inherit::no), k.name);
             BOOST_TEST(find_key(SectionKind::account, k.name) == &k);
         } else {
