@@ -18,7 +18,7 @@ iterations=${2:-200000}
 
 if [ -z "$bin" ]; then
     # -Wno-error=restrict: g++ 12 at -O2 reports a false -Wrestrict (GCC bug
-    # 105329) on `"@" + std::string` in common/accounts.cpp; it stays a warning.
+    # 105329) on `"@" + std::string` in common/config/accounts.cpp; it stays a warning.
     cmake -S "$top" -B "$top/build-bench" -DCMAKE_BUILD_TYPE=Release -DO365_TESTS=OFF \
         -DCMAKE_CXX_FLAGS=-Wno-error=restrict >/dev/null
     make -C "$top/build-bench" -j2 token_lookup >/dev/null

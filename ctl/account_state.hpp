@@ -1,6 +1,6 @@
 // account_state: what `o365relayctl status`, `metrics` and `token status`
 // know about one account: its delivery method, its token state (from the
-// token cache, without refreshing) and its counters (common/counters.hpp).
+// token cache, without refreshing) and its counters (common/cache/counters.hpp).
 //
 // Contract: gather() never asks Entra ID and never writes; a token cache entry
 // or a counters file that cannot be read is reported in `token_error` /

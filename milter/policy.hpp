@@ -14,7 +14,7 @@
 //   Only on_rcpt refuses a single recipient (the message goes on without it).
 //   Header edits and the envelope sender change come only from on_eom.
 // - Rules, in order: null sender (<>: the null_sender_account sends it, or
-//   reject; common/sender_rules.hpp, the transport's rule too); unknown sender
+//   reject; common/delivery/sender_rules.hpp, the transport's rule too); unknown sender
 //   (reject 550 5.7.1 / tempfail 451 4.7.1 / accept); SIZE= over
 //   max_message_size (552 5.3.4); account health (451 4.7.0 when the token
 //   cache records that Entra refuses the account's credentials);

@@ -15,7 +15,7 @@
 //   longer than 64 KiB is passed through unchanged (memory stays bounded).
 //   With `add_if_missing`, a header section without that field gets
 //   "Name: <value>" CRLF at its end (before the empty line), so that a rule such
-//   as the null-sender From (common/sender_rules.hpp) gives the same message
+//   as the null-sender From (common/delivery/sender_rules.hpp) gives the same message
 //   whether the milter or the transport applies it.
 // - MessageSpool: reads a file descriptor to EOF through the encoder (and an
 //   optional rewriter) into an anonymous temporary file (O_TMPFILE in the given

@@ -587,7 +587,7 @@ void TokenCache::store(const Account& a, const TokenGrant& grant) {
 
 std::string TokenCache::fingerprint(const Account& a) {
     // The credential settings are the ones the config schema marks as such
-    // (common/config_schema.hpp), so a new credential key cannot be forgotten here.
+    // (common/config/config_schema.hpp), so a new credential key cannot be forgotten here.
     Hasher h;
     h.add("v", "2");
     for (const CredentialSetting& c : credential_settings(a)) {

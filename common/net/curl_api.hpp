@@ -1,4 +1,4 @@
-// curl_api: libcurl loaded at first use (dlopen), for common/http.cpp only.
+// curl_api: libcurl loaded at first use (dlopen), for common/net/http.cpp only.
 //
 // Why: linking libcurl makes every process pay the dynamic loader for libcurl
 // and the ~30 libraries it pulls in (nghttp2, libssh2, ldap, krb5, ...), about

@@ -8,7 +8,7 @@
 //   (c) alignment_refusal: whether every address of a From or Sender value is
 //       one the account may send as (Exchange refuses the others with 5.2.252
 //       SendAsDenied after the message was queued).
-// Every address of a value counts (common/address.hpp header_addresses): a
+// Every address of a value counts (common/base/address.hpp header_addresses): a
 // From "noreply@contoso.com, ceo@victim.example" is not aligned.
 // Failure: refusals are values carrying their text and class; nothing throws
 // beyond std::bad_alloc. Pure functions of their arguments: thread-safe.
