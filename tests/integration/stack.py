@@ -271,13 +271,13 @@ null_sender_account = noreply
         return self.env.received(rcpt)
 
     def send(self, sender, rcpts, subject="test", from_header=None, body="Hello.\n",
-             extra_headers=""):
-        """Submits one message. Returns {"status": "queued"|"refused", "code", "text",
-        "message_id", "stage"}."""
+             extra_headers="", to_header=None):
+        """Submits one message (To: the recipients, or to_header). Returns
+        {"status": "queued"|"refused", "code", "text", "message_id", "stage"}."""
         mid = "<%s@test.o365relay>" % uuid.uuid4().hex
         msg = ("From: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: %s\r\n%s\r\n%s" %
-               (from_header or sender or "MAILER-DAEMON", ", ".join(rcpts), subject, mid,
-                extra_headers, body.replace("\n", "\r\n")))
+               (from_header or sender or "MAILER-DAEMON", to_header or ", ".join(rcpts),
+                subject, mid, extra_headers, body.replace("\n", "\r\n")))
         result = {"message_id": mid, "status": "queued", "code": 250, "text": "",
                   "stage": ""}
         c = smtplib.SMTP("127.0.0.1", self.smtpd_port, timeout=30)
