@@ -36,6 +36,7 @@ enum class AssertionAlg { ps256, rs256 };
 enum class UnknownSender { reject, tempfail, accept };
 enum class NullSender { rewrite, reject };
 enum class OnError { tempfail, accept, reject };
+enum class DeliveryMethod { smtp, graph };
 
 struct RelaySettings {
     std::string state_dir = "/var/lib/o365relay";
@@ -78,11 +79,25 @@ inline constexpr const char* kAppOnlyScope = "https://outlook.office365.com/.def
 inline constexpr const char* kDelegatedScope =
     "https://outlook.office.com/SMTP.Send offline_access";
 
+inline constexpr const char* kGraphAppOnlyScope = "https://graph.microsoft.com/.default";
+inline constexpr const char* kGraphDelegatedScope =
+    "https://graph.microsoft.com/Mail.Send offline_access";
+
+// [graph]: Microsoft Graph, for the accounts with method = graph
+// (docs/design.md section "Graph delivery").
+struct GraphSettings {
+    std::string endpoint = "https://graph.microsoft.com";  // requests: <endpoint>/v1.0/users/...
+    std::string scope;    // empty: per flow (kGraphAppOnlyScope, kGraphDelegatedScope)
+    std::string ca_file;  // empty: system trust store
+    int http_timeout = 60;
+};
+
 struct Account {
     std::string name;
     std::string mailbox;               // XOAUTH2 user=, lower-cased domain
     std::vector<std::string> senders;  // "user@domain" or "@domain", domain lower-cased
     Flow flow = Flow::client_credentials;
+    DeliveryMethod method = DeliveryMethod::smtp;  // how the transport delivers
     // [entra] merged with the account's own keys; scope resolved. A delegated
     // account inherits no credential file and no scope from [entra].
     EntraSettings entra;
@@ -115,7 +130,8 @@ struct Config {
     std::string path;  // the file it was read from
     RelaySettings relay;
     SmtpSettings smtp;
-    EntraSettings entra;            // the [entra] defaults as written
+    EntraSettings entra;  // the [entra] defaults as written
+    GraphSettings graph;
     std::vector<Account> accounts;  // in file order
     MilterSettings milter;
     PolicySettings policy;

@@ -102,6 +102,7 @@ constexpr std::array<std::string_view, 2> kAssertionAlgs = {"PS256", "RS256"};
 constexpr std::array<std::string_view, 3> kUnknownSender = {"reject", "tempfail", "accept"};
 constexpr std::array<std::string_view, 2> kNullSender = {"rewrite", "reject"};
 constexpr std::array<std::string_view, 3> kOnError = {"tempfail", "accept", "reject"};
+constexpr std::array<std::string_view, 2> kMethods = {"smtp", "graph"};
 
 using S = SectionKind;
 using T = ValueType;
@@ -183,6 +184,19 @@ const KeySpec kKeys[] = {
      .field = field<&EntraSettings::http_timeout>(), .min = 1, .max = 600,
      .inherit = I::every_flow, .shown_default = "default 30"},
 
+    // [graph]: Microsoft Graph, for the accounts with method = graph
+    {.section = S::graph, .name = "endpoint", .type = T::https_url,
+     .field = field<&GraphSettings::endpoint>(),
+     .shown_default = "default https://graph.microsoft.com"},
+    {.section = S::graph, .name = "scope", .type = T::text,
+     .field = field<&GraphSettings::scope>(), .shown_default = "default: empty, by flow"},
+    {.section = S::graph, .name = "ca_file", .type = T::path,
+     .field = field<&GraphSettings::ca_file>(),
+     .shown_default = "default: empty, the system trust store"},
+    {.section = S::graph, .name = "http_timeout", .type = T::integer,
+     .field = field<&GraphSettings::http_timeout>(), .min = 1, .max = 3600,
+     .shown_default = "default 60"},
+
     // [account NAME]
     {.section = S::account, .name = "mailbox", .type = T::address,
      .field = field<&Account::mailbox>(), .required = true},
@@ -191,6 +205,8 @@ const KeySpec kKeys[] = {
     {.section = S::account, .name = "flow", .type = T::choice,
      .field = field<&Account::flow>(), .choices = kFlows, .credential = true,
      .shown_default = "default client_credentials"},
+    {.section = S::account, .name = "method", .type = T::choice,
+     .field = field<&Account::method>(), .choices = kMethods, .shown_default = "default smtp"},
     {.section = S::account, .name = "add_header", .type = T::header,
      .field = field<&Account::headers>(), .hint = "Name: value"},
 
@@ -244,7 +260,7 @@ struct SectionInfo {
     std::string_view name;
 };
 constexpr SectionInfo kSections[] = {
-    {S::relay, "relay"},     {S::smtp, "smtp"},     {S::entra, "entra"},
+    {S::relay, "relay"},     {S::smtp, "smtp"},     {S::entra, "entra"},   {S::graph, "graph"},
     {S::account, "account"}, {S::milter, "milter"}, {S::policy, "policy"},
 };
 
@@ -263,6 +279,8 @@ auto target_of(SectionKind s, C* c, A* a)
         case S::entra:
             if (a) return &a->entra;
             return c ? &c->entra : nullptr;
+        case S::graph:
+            return c ? &c->graph : nullptr;
         case S::account:
             return a;
         case S::milter:

@@ -33,7 +33,7 @@ namespace o365 {
 // The sections of the file. Keys of [account NAME] are stored in the Account;
 // keys of [entra] in Config::entra, or in Account::entra when an account
 // section sets them.
-enum class SectionKind { relay, smtp, entra, account, milter, policy };
+enum class SectionKind { relay, smtp, entra, graph, account, milter, policy };
 
 // The kinds of value, each with its own check.
 enum class ValueType {
@@ -109,12 +109,12 @@ struct KeySpec {
 // Every key, in man page order (section by section).
 std::span<const KeySpec> config_keys();
 
-// "relay", "smtp", "entra", "account", "milter", "policy".
+// "relay", "smtp", "entra", "graph", "account", "milter", "policy".
 std::string_view section_name(SectionKind s);
 // The kind of a section header's text ("account NAME" is SectionKind::account),
 // nullopt for an unknown one.
 std::optional<SectionKind> section_kind(std::string_view header);
-// "relay, smtp, entra, account NAME, milter, policy" for error messages.
+// "relay, smtp, entra, graph, account NAME, milter, policy" for error messages.
 std::string known_sections();
 
 // The key NAME as written in a section of kind S: an [account NAME] section also
