@@ -96,6 +96,89 @@ Outcome perm(int status, const std::string& dsn, const std::string& reason) {
     return Outcome{status, one_line(dsn + " " + reason)};
 }
 
+// ---- Microsoft Graph answers (Cause::graph_reply) ------------------------------
+
+// One row of the Graph table: the first row whose status and code match decides.
+struct GraphRow {
+    long status;            // 0: any status
+    std::string_view code;  // "": any code; "Prefix*": codes starting with Prefix
+    int exit_status;        // kExTempFail or a permanent status
+    const char* dsn;
+    const char* note;        // account-level explanation, nullptr for none
+    bool recipient = false;  // about a recipient: all-or-nothing with several recipients
+};
+
+// clang-format off
+constexpr GraphRow kGraphRows[] = {
+    {0, "ErrorQuotaExceeded", kExTempFail, "4.2.2",
+     "the sending mailbox is over its storage quota (Sent Items full)"},
+    {401, "", kExTempFail, "4.7.0",
+     "Microsoft Graph refused the token; run o365relayctl check"},
+    {403, "ErrorSendAsDenied", kExUnavailable, "5.7.60", nullptr},
+    {403, "ErrorAccessDenied", kExTempFail, "4.7.0",
+     "the app may not send as this mailbox (Graph permission Mail.Send, RBAC for Applications "
+     "scope or application access policy); run o365relayctl check"},
+    {404, "ErrorInvalidUser", kExTempFail, "4.7.0",
+     "Microsoft Graph does not know the account's mailbox; run o365relayctl check"},
+    {404, "MailboxNotEnabledForRESTAPI", kExTempFail, "4.7.0",
+     "the mailbox is not enabled for Microsoft Graph (on-premises mailbox?); use method = smtp "
+     "or move the mailbox; run o365relayctl check"},
+    {400, "ErrorInvalidRecipients", kExNoUser, "5.1.3", nullptr, true},
+    {400, "ErrorRecipient*", kExNoUser, "5.1.1", nullptr, true},
+    {400, "ErrorMimeContent*", kExDataErr, "5.6.0", nullptr},
+    {400, "ErrorMessageSizeExceeded", kExDataErr, "5.3.4", nullptr},
+    {413, "", kExDataErr, "5.3.4", nullptr},
+    {429, "", kExTempFail, "4.7.0",
+     "Microsoft Graph throttles the mailbox; every delivery of the account waits for Retry-After"},
+    {403, "", kExTempFail, "4.7.0", "access denied; run o365relayctl check"},
+};
+// clang-format on
+
+bool code_matches(std::string_view pattern, const std::string& code) {
+    if (pattern.empty()) return true;
+    if (pattern.back() == '*') return code.rfind(pattern.substr(0, pattern.size() - 1), 0) == 0;
+    return code == pattern;
+}
+
+const GraphRow* graph_row(const Failure& f) {
+    for (const auto& row : kGraphRows)
+        if ((row.status == 0 || row.status == f.http_status) &&
+            code_matches(row.code, f.graph_code))
+            return &row;
+    return nullptr;
+}
+
+// "host graph.microsoft.com[A]:443 said: HTTP 403 ErrorAccessDenied: Access is
+// denied. (in reply to sendMail)"
+std::string graph_reason(const Failure& f) {
+    std::string host = f.peer.empty() ? std::string("Microsoft Graph") : "host " + f.peer;
+    std::string s = host + " said: HTTP " + std::to_string(f.http_status);
+    if (!f.graph_code.empty()) s += " " + f.graph_code;
+    if (!f.graph_message.empty()) s += (f.graph_code.empty() ? " " : ": ") + f.graph_message;
+    std::string_view what = stage_command(f.stage);
+    if (!what.empty()) s += " (in reply to " + std::string(what) + ")";
+    if (f.after_refresh) s += "; again after a forced token refresh";
+    return s;
+}
+
+Outcome decide_graph(const Failure& f) {
+    std::string reason = graph_reason(f);
+    if (const GraphRow* row = graph_row(f)) {
+        if (row->exit_status == kExTempFail) {
+            if (row->note)
+                return Outcome{kExTempFail, one_line(std::string(row->dsn) + " " + reason +
+                                                     " [o365relay: " + row->note + "; deferred]")};
+            return Outcome{kExTempFail, one_line(std::string(row->dsn) + " " + reason)};
+        }
+        if (row->recipient && f.others_accepted)
+            return Outcome{kExTempFail,
+                           one_line(as_temporary(row->dsn) + " " + reason + kAllOrNothingHint)};
+        return Outcome{row->exit_status, one_line(std::string(row->dsn) + " " + reason)};
+    }
+    if (f.http_status >= 500) return Outcome{kExTempFail, one_line("4.4.0 " + reason)};
+    return Outcome{kExTempFail, one_line("4.5.0 unexpected answer: " + reason)};
+}
+
 }  // namespace
 
 Outcome decide(const Failure& f) {
@@ -103,6 +186,12 @@ Outcome decide(const Failure& f) {
     switch (f.cause) {
         case Cause::server_reply:
             break;
+        case Cause::graph_reply:
+            return decide_graph(f);
+        case Cause::throttled:
+            return temp("4.7.0", d);
+        case Cause::message_too_big:
+            return perm(kExDataErr, "5.3.4", d);
         case Cause::resolve:
             return temp("4.4.3", d);
         case Cause::connect:
@@ -184,6 +273,13 @@ Outcome delivered(const SmtpReply& final_reply, const std::string& peer) {
     std::string dsn = final_reply.enhanced.empty() ? "2.0.0" : final_reply.enhanced;
     std::string host = peer.empty() ? std::string("the server") : "host " + peer;
     return Outcome{kExOk, one_line(dsn + " " + host + " said: " + final_reply.text())};
+}
+
+Outcome delivered_by_graph(long http_status, Stage stage, const std::string& peer) {
+    std::string host = peer.empty() ? std::string("Microsoft Graph") : "host " + peer;
+    return Outcome{kExOk,
+                   one_line("2.0.0 " + host + " said: HTTP " + std::to_string(http_status) +
+                            " Accepted (in reply to " + std::string(stage_command(stage)) + ")")};
 }
 
 bool token_refresh_may_help(const Failure& f) {

@@ -39,6 +39,19 @@
 //   transport/delivery.hpp). A permanent RCPT refusal while other recipients
 //   were accepted is TEMPORARY (4.x.x), so that the accepted recipients are not
 //   bounced with it; set o365_destination_recipient_limit = 1 to avoid this.
+// - Microsoft Graph (Cause::graph_reply, docs/design.md section "Graph
+//   delivery"), one table in delivery_status.cpp: 401 (after the one forced
+//   token refresh) temporary; 403 ErrorAccessDenied, 404 ErrorInvalidUser /
+//   MailboxNotEnabledForRESTAPI and ErrorQuotaExceeded are account-level:
+//   temporary, with the fix; 403 ErrorSendAsDenied permanent 5.7.60 (69); 400
+//   about a recipient permanent 5.1.x (67; temporary with several recipients,
+//   all-or-nothing as above); 400 about the MIME content 5.6.0 (65); 413 and a
+//   message over the 3 MB Graph accepts (Cause::message_too_big) 5.3.4 (65);
+//   429 temporary (the account waits for Retry-After: Cause::throttled);
+//   5xx, timeouts, connection errors, and a connection lost after the whole
+//   request was sent: temporary. Any other answer: temporary 4.5.0. The
+//   reply text is "host graph.microsoft.com[A]:443 said: HTTP 403
+//   ErrorAccessDenied: Access is denied... (in reply to sendMail)".
 // - 78 EX_CONFIG is never used: a local configuration error defers (4.3.5),
 //   because Postfix would bounce on 78.
 // - The status line starts with the enhanced code, which agrees with the exit
@@ -82,5 +95,9 @@ bool token_refresh_may_help(const Failure& failure);
 
 // The outcome of a delivered message: exit 0, "2.0.0 host H said: 250 ...".
 Outcome delivered(const SmtpReply& final_reply, const std::string& peer);
+
+// A message Graph accepted: exit 0, "2.0.0 host H said: HTTP 202 Accepted (in
+// reply to sendMail)".
+Outcome delivered_by_graph(long http_status, Stage stage, const std::string& peer);
 
 }  // namespace o365

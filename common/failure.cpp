@@ -34,6 +34,14 @@ std::string_view stage_name(Stage s) noexcept {
             return "QUIT";
         case Stage::done:
             return "done";
+        case Stage::graph_sendmail:
+            return "sendMail";
+        case Stage::graph_create:
+            return "draft creation";
+        case Stage::graph_patch:
+            return "draft recipients";
+        case Stage::graph_send:
+            return "draft send";
     }
     return "?";
 }
@@ -60,6 +68,11 @@ std::string_view stage_command(Stage s) noexcept {
             return "end of DATA";
         case Stage::quit:
             return "QUIT";
+        case Stage::graph_sendmail:
+        case Stage::graph_create:
+        case Stage::graph_patch:
+        case Stage::graph_send:
+            return stage_name(s);
         default:
             return "";
     }

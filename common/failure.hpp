@@ -1,5 +1,6 @@
 // failure: what stopped a delivery, as a value. Produced by the SMTP client
-// (smtp_client.hpp) and the transport (token, config, accounts); judged by
+// (smtp_client.hpp), the Graph client (graph_client.hpp) and the transport
+// (token, config, accounts); judged by
 // delivery_status.hpp's decide(), the one place that says temporary or
 // permanent. Plain values, thread-safe.
 #pragma once
@@ -13,7 +14,8 @@
 
 namespace o365 {
 
-// The stages of an SMTP delivery, in order (smtp_client.hpp's state machine).
+// The stages of an SMTP delivery, in order (smtp_client.hpp's state machine),
+// then the requests of a Graph delivery (graph_client.hpp).
 enum class Stage {
     none,  // before any connection (local failures)
     connect,
@@ -30,15 +32,28 @@ enum class Stage {
     end_of_data,      // "." and the final reply
     quit,
     done,
+    graph_sendmail,  // POST /users/{m}/sendMail (the message)
+    graph_create,    // POST /users/{m}/messages (the draft, with the message)
+    graph_patch,     // PATCH /users/{m}/messages/{id} (the draft's recipients)
+    graph_send,      // POST /users/{m}/messages/{id}/send
 };
+
+// A stage of a Graph delivery.
+inline bool is_graph_stage(Stage s) noexcept {
+    return s >= Stage::graph_sendmail;
+}
 
 // For messages: "connect", "EHLO", "RCPT TO", "end of data", ...
 std::string_view stage_name(Stage s) noexcept;
-// The command a reply at this stage answers: "RCPT TO", "end of DATA", "" for none.
+// The command a reply at this stage answers: "RCPT TO", "end of DATA", "" for
+// none; for a Graph stage the request: "sendMail", "draft creation", ...
 std::string_view stage_command(Stage s) noexcept;
 
 enum class Cause {
     server_reply,          // the server refused: `reply` holds its reply
+    graph_reply,           // Graph answered with an error: http_status, graph_code, graph_message
+    throttled,             // Graph throttles the account (429 Retry-After): no request made
+    message_too_big,       // larger than the method accepts (Graph: 3 MB); nothing sent
     resolve,               // the server's host name could not be resolved
     connect,               // no address of the server accepted a connection
     lost_connection,       // the server closed or reset the connection
@@ -74,6 +89,11 @@ struct Failure {
     // Cause::invalid_recipient: other recipients of the delivery are valid.
     bool others_accepted = false;
     std::string recipient;  // the recipient a RCPT TO reply or invalid_recipient is about
+    // Cause::graph_reply: the HTTP status and Graph's error code and message
+    // ({"error":{"code":..,"message":..}}; empty when the answer had none).
+    long http_status = 0;
+    std::string graph_code;
+    std::string graph_message;
 };
 
 // A failure without a server reply.

@@ -79,6 +79,10 @@ bool allowed(Stage from, Stage to) {
             return to == Stage::done;
         case Stage::done:
         case Stage::quit:
+        case Stage::graph_sendmail:  // not SMTP stages
+        case Stage::graph_create:
+        case Stage::graph_patch:
+        case Stage::graph_send:
             return false;
     }
     return false;
@@ -196,7 +200,7 @@ struct SmtpClient::Impl {
         Failure f;
         f.cause = Cause::server_reply;
         f.stage = stage;
-        f.reply = r;
+        f.reply.emplace(r);
         f.detail = "host " + peer + " said: " + r.text();
         f.peer = peer;
         throw Stop(std::move(f));
