@@ -7,8 +7,10 @@
 //   the transport and o365relayctl through the cache's file locks) fed by the
 //   Entra client, and a Refresher calling TokenCache::get() for every account
 //   of the current config every 30 s (get() refreshes only inside the account's
-//   refresh_window and honours the cache's backoff).
-// - health_probe(): for an account whose cache entry records a last_error of
+//   refresh_window and honours the cache's backoff), for the token audience the
+//   account's method needs (refresher.hpp).
+// - health_probe(): for an account whose cache entry (of the audience its
+//   method needs: <account>+graph for method = graph) records a last_error of
 //   class configuration (Entra refused the credentials) and holds no token
 //   with more than 120 s left, returns the recorded message ("AADSTS...");
 //   otherwise nullopt. A token that is still valid lets mail through, because
