@@ -199,7 +199,7 @@ int cmd_check(const Globals& g, const Args& args) {
             auto entry = cache.peek(ta);
             bool in_backoff = entry && entry->backoff_until > std::time(nullptr);
             token = in_backoff ? cache.force_refresh(ta) : cache.get(ta);
-            std::printf("  ok    %s token from Entra ID (%s), valid %lld s\n",
+            std::printf("  ok    token from Entra ID for %s (%s), valid %lld s\n",
                         std::string(audience_name(audience)).c_str(), a->entra.tenant.c_str(),
                         static_cast<long long>(token.expires_at - std::time(nullptr)));
         } catch (const Error& e) {

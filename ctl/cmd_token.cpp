@@ -124,7 +124,7 @@ int cmd_token(const Globals& g, const Args& args) {
     const Audience audience = audience_of(a);
     try {
         AccessToken t = cache.force_refresh(account_for_audience(a, cfg->graph, audience));
-        std::printf("account %s: new %s token obtained, expires %s (%s)\n", a.name.c_str(),
+        std::printf("account %s: new token obtained for %s, expires %s (%s)\n", a.name.c_str(),
                     std::string(audience_name(audience)).c_str(), when(t.expires_at).c_str(),
                     span(t.expires_at - std::time(nullptr)).c_str());
         return kOk;

@@ -697,7 +697,7 @@ class Graph(CtlTest):
             len(self.env.deliveries())
         r = self.ctl("check", "graphy")
         self.assertEqual(r.rc, OK, r)
-        self.assertIn("Graph token from Entra ID", r.out, r)
+        self.assertIn("ok    token from Entra ID for Graph", r.out, r)
         self.assertRegex(r.out, r"ok +Graph localhost\[127\.0\.0\.1\]:\d+: the app may send as "
                                 r"other@contoso\.com", r)
         self.assertIn("check passed", r.out, r)
@@ -753,7 +753,7 @@ class Graph(CtlTest):
         self.assertEqual(self.ctl("token", "refresh", "noreply").rc, OK)
         r = self.ctl("token", "refresh", "graphy")
         self.assertEqual(r.rc, OK, r)
-        self.assertIn("new Graph token obtained", r.out, r)
+        self.assertIn("new token obtained for Graph", r.out, r)
         tokens = os.path.join(self.state_dir, "tokens")
         self.assertTrue(os.path.exists(os.path.join(tokens, "graphy+graph.json")))
         self.assertFalse(os.path.exists(os.path.join(tokens, "graphy.json")))
