@@ -8,8 +8,8 @@
 #include "envelope.hpp"
 #include "log.hpp"
 #include "message_stream.hpp"
+#include "method.hpp"
 #include "sender_rules.hpp"
-#include "smtp_session.hpp"
 
 namespace o365 {
 
@@ -81,22 +81,7 @@ struct Sender {
     bool null_sender = false;
 };
 
-// What a delivery method reports: the final reply when the message was
-// accepted, else the failures (one per refused recipient, or one).
-struct MethodResult {
-    std::optional<SmtpReply> final_reply;
-    std::vector<Failure> failures;
-};
-
-// What every step of one delivery reads.
-struct Context {
-    const Config& config;
-    const Resolver& resolver;
-    TokenProvider& tokens;
-    const TransportArgs& args;
-    Clock::time_point deadline;
-    DeliveryReport& rep;
-};
+using Context = MethodContext;
 
 // 1. Addresses that can never be delivered fail before anything else.
 void check_envelope(const TransportArgs& args) {
@@ -167,70 +152,17 @@ std::unique_ptr<MessageSpool> spool_message(const Context& c, const Sender& s, i
     }
 }
 
-// 4a. The token (SMTP method).
-AccessToken get_token(Context& c, const Account& account) {
-    try {
-        AccessToken token = c.tokens.get(account, c.deadline);
-        add_secret(token.value);
-        return token;
-    } catch (const Error& e) {
-        fail(Cause::token, "no access token for account " + account.name + ": " + e.what(),
-             e.error_class());
-    }
-}
-
-// 4b. Connect .. AUTH, with smtp_session.hpp's one refresh after a 535.
-SmtpSession open_session(Context& c, const Account& account, const AccessToken& token) {
-    SessionEvents events;
-    events.refreshing = [&c, &account](const SmtpReply& refused) {
-        log_info(c.args.queue_id + ": account " + account.name + ": " + refused.text() +
-                 "; refreshing the token once and retrying");
-    };
-    SmtpSession session =
-        open_smtp_session(c.config.smtp, c.deadline, account, token, c.tokens, events);
-    c.rep.relay = session.client->peer();
-    c.rep.token_refreshed = session.token_refreshed;
-    return session;
-}
-
-// 4c. MAIL FROM .. end of data on the authenticated session.
-MethodResult transmit(Context& c, SmtpClient& client, const Sender& s, MessageSpool& spool) {
-    const TransportArgs& args = c.args;
-    if (args.recipients.size() > 1 && log_enabled(LogLevel::debug))
-        log_debug(args.queue_id + ": " + std::to_string(args.recipients.size()) +
-                  " recipients in one all-or-nothing transaction");
-    Envelope env{s.mail_from, args.recipients, spool.eight_bit(), spool.size()};
-    SendResult res = client.send(env, spool);
-    if (res.delivered()) return MethodResult{res.final_reply, {}};
-    return MethodResult{std::nullopt, std::move(res.failures)};
-}
-
-// 4. The SMTP method: token, authenticated session, transaction.
-MethodResult deliver_by_smtp(Context& c, const Sender& s, MessageSpool& spool) {
-    DeliveryReport& rep = c.rep;
-    auto t0 = Clock::now();
-    AccessToken token = get_token(c, *s.account);
-    auto t1 = Clock::now();
-    SmtpSession session = open_session(c, *s.account, token);
-    auto t2 = Clock::now();
-    rep.delays[1] = seconds(t0, t1) + session.refresh_seconds;
-    rep.delays[2] = std::max(0.0, seconds(t1, t2) - session.refresh_seconds);
-    if (session.failure) {
-        session.client->quit();
-        return MethodResult{std::nullopt, {*session.failure}};
-    }
-    MethodResult r = transmit(c, *session.client, s, spool);
-    rep.delays[3] = seconds(t2, Clock::now());
-    session.client->quit();
-    return r;
+// 4. The account's delivery method (method.hpp): SMTP or Microsoft Graph.
+MethodResult deliver_by_method(Context& c, const Sender& s, MessageSpool& spool) {
+    return method_for(s.account->method)(c, MethodInput{*s.account, s.mail_from, spool});
 }
 
 // 5. The outcome: delivered, or one exit status for the delivery (temporary
 // when any failure is).
 Outcome map_outcome(const MethodResult& r, DeliveryReport& rep) {
-    if (r.final_reply) {
+    if (r.delivered) {
         rep.final_reply = r.final_reply;
-        return delivered(*r.final_reply, rep.relay);
+        return *r.delivered;
     }
     std::optional<Outcome> first;
     for (const auto& f : r.failures) {
@@ -253,7 +185,7 @@ void run(Context& c, int message_fd) {
     std::unique_ptr<MessageSpool> spool = spool_message(c, sender, message_fd, rewriter);
     c.rep.delays[0] = seconds(t0, Clock::now());
     // 4. The account's delivery method.
-    MethodResult result = deliver_by_smtp(c, sender, *spool);
+    MethodResult result = deliver_by_method(c, sender, *spool);
     // 5. The outcome.
     c.rep.outcome = map_outcome(result, c.rep);
 }

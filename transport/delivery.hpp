@@ -1,8 +1,9 @@
 // delivery: one delivery request of pipe(8), from the command line to the
 // Outcome and the log lines (docs/design.md sections "Transport command line"
 // and "Logs"). Steps: check the envelope, resolve the account, spool the
-// message, deliver by the account's method (SMTP: token, authenticated
-// session, transaction), map the outcome.
+// message, deliver by the account's method (method.hpp: SMTP = token,
+// authenticated session, transaction; Microsoft Graph = graph_client.hpp),
+// map the outcome.
 //
 // Contract:
 // - Envelope: an address that can never be delivered fails permanently before
@@ -35,6 +36,10 @@
 //   none gets a wrong bounce, but a permanently refused recipient keeps the
 //   others deferred until Postfix's queue lifetime ends: hence the recommended
 //   o365_destination_recipient_limit = 1 (one exit status per recipient).
+// - method = graph: the message goes through Microsoft Graph with the
+//   account's Graph token, to exactly the envelope recipients (sendMail, or
+//   the draft route when the headers name others); over 3 MB it is refused
+//   permanently (5.3.4) before any request (graph_client.hpp).
 // - Decisions temporary/permanent: only delivery_status.hpp's decide().
 // - Log: one line per recipient per delivery attempt (see log_lines()).
 // Not thread-safe (one delivery per process).
@@ -70,7 +75,6 @@ struct DeliveryReport {
     // "QID: to=<r>, account=A, relay=R, delays=a/b/c/d, dsn=X, status=sent (reply)"
     std::vector<std::string> log_lines() const;
 };
-
 
 // Whether pipe(8)'s ${nexthop} names an account (o365:ACCOUNT in the sender
 // map) rather than being Postfix's default next hop: not empty, not a

@@ -226,6 +226,135 @@ BOOST_AUTO_TEST_CASE(delivered_line) {
     BOOST_TEST(delivered(reply("250 queued"), kPeer).dsn() == "2.0.0");
 }
 
+// --- Microsoft Graph answers (docs/design.md section "Graph delivery") ---
+const char* kGraphPeer = "graph.microsoft.com[20.190.0.1]:443";
+
+struct GraphRowCase {
+    Stage stage;
+    long status;
+    const char* code;
+    const char* message;
+    int exit_status;
+    const char* dsn;
+    bool several_recipients = false;
+    const char* fix = nullptr;  // the account-level note names this
+};
+
+// clang-format off
+const GraphRowCase kGraphCases[] = {
+    // 401 after the one forced token refresh
+    {Stage::graph_sendmail, 401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.", 75, "4.7.0"},
+    // account level: temporary, with the fix
+    {Stage::graph_sendmail, 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.", 75, "4.7.0", false, "o365relayctl check"},
+    {Stage::graph_create, 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.", 75, "4.7.0", false, "Mail.Send"},
+    {Stage::graph_sendmail, 404, "ErrorInvalidUser", "The requested user 'x@contoso.com' is invalid.", 75, "4.7.0", false, "o365relayctl check"},
+    {Stage::graph_sendmail, 404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.", 75, "4.7.0", false, "method = smtp"},
+    {Stage::graph_sendmail, 403, "ErrorQuotaExceeded", "Mailbox has exceeded maximum mailbox size.", 75, "4.2.2", false, "quota"},
+    {Stage::graph_send, 507, "ErrorQuotaExceeded", "Mailbox has exceeded maximum mailbox size.", 75, "4.2.2", false, "quota"},
+    {Stage::graph_sendmail, 403, "SomethingElse", "Forbidden", 75, "4.7.0", false, "o365relayctl check"},
+    // this sender
+    {Stage::graph_sendmail, 403, "ErrorSendAsDenied", "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account.", 69, "5.7.60"},
+    {Stage::graph_send, 403, "ErrorSendAsDenied", "no right", 69, "5.7.60"},
+    // recipients: permanent alone, all-or-nothing with several
+    {Stage::graph_sendmail, 400, "ErrorInvalidRecipients", "A message can't be sent because it contains no recipients", 67, "5.1.3"},
+    {Stage::graph_send, 400, "ErrorInvalidRecipients", "At least one recipient is not valid.", 67, "5.1.3"},
+    {Stage::graph_sendmail, 400, "ErrorInvalidRecipients", "At least one recipient is not valid.", 75, "4.1.3", true},
+    {Stage::graph_send, 400, "ErrorRecipientNotFound", "not found", 67, "5.1.1"},
+    // content and size
+    {Stage::graph_sendmail, 400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.", 65, "5.6.0"},
+    {Stage::graph_create, 400, "ErrorMimeContentConversionFailed", "conversion failed", 65, "5.6.0"},
+    {Stage::graph_sendmail, 413, "ErrorRequestEntityTooLarge", "The maximum request length supported is 4MB.", 65, "5.3.4"},
+    {Stage::graph_sendmail, 413, "", "", 65, "5.3.4"},
+    // throttling and server errors
+    {Stage::graph_sendmail, 429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.", 75, "4.7.0", false, "Retry-After"},
+    {Stage::graph_patch, 429, "ApplicationThrottled", "Application is over its RequestRate limit.", 75, "4.7.0", false, "Retry-After"},
+    {Stage::graph_sendmail, 500, "InternalServerError", "oops", 75, "4.4.0"},
+    {Stage::graph_send, 503, "ServiceUnavailable", "busy", 75, "4.4.0"},
+    {Stage::graph_sendmail, 504, "", "<html>gateway</html>", 75, "4.4.0"},
+    // anything else: never a bounce
+    {Stage::graph_patch, 400, "BadRequest", "Resource not found for the segment 'x'.", 75, "4.5.0"},
+    {Stage::graph_create, 415, "", "", 75, "4.5.0"},
+    {Stage::graph_send, 404, "ErrorItemNotFound", "The specified object was not found in the store.", 75, "4.5.0"},
+};
+// clang-format on
+
+BOOST_AUTO_TEST_CASE(graph_answers) {
+    for (const GraphRowCase& row : kGraphCases) {
+        BOOST_TEST_CONTEXT(stage_name(row.stage) << ": " << row.status << " " << row.code) {
+            Failure f;
+            f.cause = Cause::graph_reply;
+            f.stage = row.stage;
+            f.peer = kGraphPeer;
+            f.http_status = row.status;
+            f.graph_code = row.code;
+            f.graph_message = row.message;
+            f.others_accepted = row.several_recipients;
+            Outcome o = decide(f);
+            BOOST_TEST(o.exit_status == row.exit_status);
+            BOOST_TEST(o.dsn() == row.dsn);
+            BOOST_TEST((o.status_line[0] == '4') == (o.exit_status == kExTempFail));
+            BOOST_TEST(o.status_line.find(std::string("host ") + kGraphPeer + " said: HTTP " +
+                                          std::to_string(row.status)) != std::string::npos);
+            BOOST_TEST(o.status_line.find(row.code) != std::string::npos);
+            BOOST_TEST(o.status_line.find(std::string(row.message).substr(0, 40)) !=
+                       std::string::npos);
+            BOOST_TEST(o.status_line.find(std::string("(in reply to ") +
+                                          std::string(stage_command(row.stage)) + ")") !=
+                       std::string::npos);
+            if (row.fix) BOOST_TEST(o.status_line.find(row.fix) != std::string::npos);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(graph_status_line_shape) {
+    Failure f;
+    f.cause = Cause::graph_reply;
+    f.stage = Stage::graph_sendmail;
+    f.peer = kGraphPeer;
+    f.http_status = 403;
+    f.graph_code = "ErrorSendAsDenied";
+    f.graph_message = "no right";
+    BOOST_TEST(decide(f).status_line ==
+               "5.7.60 host graph.microsoft.com[20.190.0.1]:443 said: HTTP 403 ErrorSendAsDenied: "
+               "no right (in reply to sendMail)");
+    f.http_status = 401;
+    f.graph_code = "InvalidAuthenticationToken";
+    f.graph_message = "expired";
+    f.after_refresh = true;
+    BOOST_TEST(decide(f).status_line.find("; again after a forced token refresh") !=
+               std::string::npos);
+    BOOST_TEST(delivered_by_graph(202, Stage::graph_send, kGraphPeer).status_line ==
+               "2.0.0 host graph.microsoft.com[20.190.0.1]:443 said: HTTP 202 Accepted (in reply "
+               "to draft send)");
+}
+
+BOOST_AUTO_TEST_CASE(graph_local_failures) {
+    struct Row {
+        Cause cause;
+        Stage stage;
+        int exit_status;
+        const char* dsn;
+    };
+    const Row rows[] = {
+        {Cause::throttled, Stage::graph_sendmail, 75, "4.7.0"},
+        {Cause::message_too_big, Stage::none, 65, "5.3.4"},
+        // a connection lost after the whole request was sent: temporary
+        {Cause::lost_connection, Stage::graph_sendmail, 75, "4.4.2"},
+        {Cause::timeout, Stage::graph_send, 75, "4.4.2"},
+        {Cause::connect, Stage::graph_create, 75, "4.4.1"},
+        {Cause::tls, Stage::graph_sendmail, 75, "4.7.5"},
+        {Cause::deadline, Stage::graph_patch, 75, "4.4.7"},
+        {Cause::token, Stage::graph_sendmail, 75, "4.7.0"},
+    };
+    for (const Row& row : rows) {
+        BOOST_TEST_CONTEXT("cause " << static_cast<int>(row.cause)) {
+            Outcome o = decide(local_failure(row.cause, row.stage, "why"));
+            BOOST_TEST(o.exit_status == row.exit_status);
+            BOOST_TEST(o.dsn() == row.dsn);
+        }
+    }
+}
+
 BOOST_AUTO_TEST_CASE(token_refresh_rule) {
     struct Row {
         Stage stage;
