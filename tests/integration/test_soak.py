@@ -181,12 +181,23 @@ def main():
         checks = []
         if graph:
             gs = st.env.graph_stats()
+            # The faults hit the requests after a draft was created too; its clean-up
+            # DELETE is best effort and logged ("could not delete the unsent draft"):
+            # it fails when the DELETE itself fails, or is not even tried while a 429
+            # holds the account (the throttle file). Such a draft stays in the Drafts
+            # folder, never sent. Every draft left behind must have been logged.
+            failed_deletes = sum(n for k, n in gs.get("by_route_status", {}).items()
+                                 if k.startswith("deleteMessage ") and k != "deleteMessage 204")
+            logged_leaks = st.transport_log().count("could not delete the unsent draft")
+            drafts_left = gs.get("drafts_live", 0)
             print("soak: fake Graph: %d requests, %d faults fired, %d deliveries, %d drafts "
-                  "left" % (gs.get("requests", 0), gs.get("faults_fired", 0),
-                            gs.get("deliveries", 0), gs.get("drafts_live", 0)))
+                  "left (%d draft deletes failed, %d drafts logged as not deleted)" % (
+                      gs.get("requests", 0), gs.get("faults_fired", 0), gs.get("deliveries", 0),
+                      drafts_left, failed_deletes, logged_leaks))
             checks = [(gs.get("faults_fired", 0) > 0, "Graph faults were injected"),
                       (gs.get("deliveries", 0) > 0, "Graph delivered"),
-                      (gs.get("drafts_live", 0) == 0, "no Graph draft left behind")]
+                      (drafts_left <= logged_leaks,
+                       "every Graph draft left behind was logged as not deleted")]
         for cond, what in checks + [(lost == 0, "no message lost"), (duplicated == 0, "no duplicate"),
                            (unexpected == 0, "nothing unexpected delivered"),
                            (refused_wrong == 0, "every forbidden message refused in session"),
