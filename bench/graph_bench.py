@@ -119,15 +119,18 @@ def main():
         small_rss = {name: rss(av, path)[1] for name, (av, path) in clients.items()}
 
         big = {}
-        big_path = os.path.join(env.dir, "big.eml")
-        with open(big_path, "wb") as f:
+        big_paths = {name: os.path.join(env.dir, "big-%s.eml" % name) for name in clients}
+        with open(big_paths["graph"], "wb") as f:
             f.write(graph_message(GRAPH_LIMIT - 64))
-        big_size = len(harness_normalized(open(big_path, "rb").read()))
+        with open(big_paths["graph"], "rb") as f:
+            big_graph = f.read()
+        with open(big_paths["smtp"], "wb") as f:  # the same message, From the SMTP mailbox
+            f.write(big_graph.replace(GRAPH_MAILBOX.encode(), SMTP_MAILBOX.encode()))
+        big_size = len(harness_normalized(big_graph))
         n_graph = len(env.deliveries())
         for name, (av, _) in clients.items():
-            big[name] = rss(av, big_path)
-        big_exact = any(base64.b64decode(d["mime_b64"]) ==
-                        harness_normalized(open(big_path, "rb").read())
+            big[name] = rss(av, big_paths[name])
+        big_exact = any(base64.b64decode(d["mime_b64"]) == harness_normalized(big_graph)
                         for d in env.deliveries()[n_graph:])
 
         print("## Run of %s\n" % time.strftime("%Y-%m-%d %H:%M:%S %Z"))
@@ -150,8 +153,8 @@ def main():
             statistics.median(cpu["graph"]) / statistics.median(cpu["smtp"])))
         print("Received in the timed loop: SMTP %d, Graph %d (expected %d each); Graph copies "
               "byte-exact: %d.\n" % (got_smtp, got_graph, a.n, graph_exact))
-        print("Largest Graph message: %d bytes (with CRLF; Graph's limit %d):" % (big_size,
-                                                                                GRAPH_LIMIT))
+        print("Largest Graph message: %d bytes (with CRLF; Graph's limit %d), through each "
+              "method:" % (big_size, GRAPH_LIMIT))
         for name, (rc, m, w, c) in big.items():
             print("- %s: exit %d, peak RSS %d KiB (%.1f MiB), wall %.2f s, CPU %.2f s" % (
                 name, rc, m, m / 1024, w, c))
