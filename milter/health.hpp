@@ -15,7 +15,10 @@
 //   with more than 120 s left, returns the recorded message ("AADSTS...");
 //   otherwise nullopt. A token that is still valid lets mail through, because
 //   the transport can still deliver with it. Reads the entry with
-//   TokenCache::peek() (never refreshes, never throws).
+//   TokenCache::peek() (never refreshes, never throws). The probe refers to
+//   this AccountServices (its current config's [graph] settings): it must
+//   outlive every Policy holding the probe (the daemon destroys its policies
+//   first).
 // - reload(config): the refresher uses the new accounts from its next round
 //   (poked at once); a changed [relay] state_dir takes effect at restart (logged).
 // - start()/stop(): the refresher thread; stop() joins it.
