@@ -103,7 +103,6 @@ class GraphSender {
         auto limit = method_size_limit(d_.account);
         if (limit && size > *limit)
             stop(Cause::message_too_big, Stage::none, size_limit_refusal(d_.account, size));
-        size_ = scan.size;
         return scan;
     }
 
@@ -353,7 +352,6 @@ class GraphSender {
     std::string host_;
     std::string base_;
     std::string token_;
-    std::uint64_t size_ = 0;
     bool refreshed_ = false;
 };
 
