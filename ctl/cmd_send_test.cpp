@@ -127,7 +127,7 @@ int cmd_send_test(const Globals& g, const Args& args) {
     std::printf("send-test %s (%s) -> %s: exit %d: %s\n", a.name.c_str(), sender.c_str(),
                 rcpt.c_str(), rc, line.empty() ? "(no status line)" : line.c_str());
     if (rc == 0) return kOk;
-    if (std::string fix = reply_fix(line, a.mailbox); !fix.empty()) {
+    if (std::string fix = for_account(reply_fix(line, a.mailbox), a); !fix.empty()) {
         for (std::size_t p; (p = fix.find("SENDER")) != std::string::npos;)
             fix.replace(p, 6, sender);
         std::printf("  fix: %s\n", fix.c_str());

@@ -1,10 +1,13 @@
 // o365relayctl token status [ACCOUNT] | token refresh ACCOUNT
+// status: one line per account and token audience (token_audience.hpp);
+// refresh: the audience the account's delivery method needs.
 #include <cstdio>
 #include <ctime>
 
 #include "ctl.hpp"
 #include "error.hpp"
 #include "oauth.hpp"
+#include "token_audience.hpp"
 #include "token_cache.hpp"
 
 namespace o365::ctl {
@@ -14,11 +17,11 @@ namespace {
 const char* kHelp =
     "usage: o365relayctl token status [ACCOUNT]\n"
     "       o365relayctl token refresh ACCOUNT\n"
-    "status: per account, the cached token's expiry, when it was obtained and the last\n"
-    "        refresh error. Exit 0 when every account shown has a usable token (more\n"
-    "        than 120 s left, last refresh not failed), 1 when one has none or its last\n"
-    "        refresh failed (for monitoring), 78 for a bad config.\n"
-    "refresh: gets a new token from Entra ID now, ignoring the failure backoff\n"
+    "status: per account, one line per token audience (SMTP, Graph): the cached\n"
+    "        token's expiry, when it was obtained and the last refresh error\n"
+    "        (exit 0; 78 for a bad config).\n"
+    "refresh: gets a new token from Entra ID now for the audience the account's\n"
+    "        method uses (smtp: SMTP, graph: Graph), ignoring the failure backoff\n"
     "        (exit 0 ok, 75 temporary failure, 78 credentials or config refused).\n";
 
 std::string when(std::int64_t t) {
@@ -43,33 +46,50 @@ std::string span(std::int64_t s) {
     return neg ? std::string(buf) + " ago" : "in " + std::string(buf);
 }
 
-// Prints the account's entry; true when it holds a usable token (more than
-// 120 s left and no failed refresh recorded).
-bool print_status(const Account& a, const TokenCache& cache) {
-    std::printf("account %s (%s, %s)\n", a.name.c_str(), a.mailbox.c_str(),
-                a.flow == Flow::delegated ? "delegated" : "client_credentials");
-    auto e = cache.peek(a);
+// One line for the account's cache entry of one audience: state, expiry,
+// when obtained, the refresh token (delegated), the last error. True when it
+// holds a usable token (more than 120 s left and no failed refresh recorded).
+bool print_audience(const Account& a, const GraphSettings& graph, Audience audience,
+                    const TokenCache& cache) {
+    const bool in_use = audience_of(a) == audience;
+    const Account ta = account_for_audience(a, graph, audience);
+    auto e = cache.peek(ta);
     std::int64_t now = std::time(nullptr);
+    std::string line =
+        "  " + std::string(audience_name(audience)) + " token" +
+        (in_use ? " (used by method = " +
+                      std::string(audience == Audience::graph ? "graph" : "smtp") + "): "
+                : ": ");
     if (!e || e->access_token.empty()) {
-        std::printf("  token:      none cached\n");
+        line += "none cached";
     } else {
-        const char* state = e->expires_at - now > 120 ? "valid" : "expired";
-        std::printf("  token:      %s, expires %s (%s)\n", state, when(e->expires_at).c_str(),
-                    span(e->expires_at - now).c_str());
-        std::printf("  obtained:   %s\n", when(e->obtained_at).c_str());
+        line += std::string(e->expires_at - now > 120 ? "valid" : "expired") + ", expires " +
+                when(e->expires_at) + " (" + span(e->expires_at - now) +
+                "), obtained: " + when(e->obtained_at);
     }
-    if (a.flow == Flow::delegated)
-        std::printf("  refresh token: %s\n",
-                    e && !e->refresh_token.empty()
-                        ? "stored"
-                        : ("none: run `o365relayctl login " + a.name + "`").c_str());
+    if (a.flow == Flow::delegated && (in_use || (e && !e->refresh_token.empty())))
+        line += e && !e->refresh_token.empty()
+                    ? ", refresh token: stored"
+                    : ", refresh token: none: run `o365relayctl login " + a.name + "`";
     if (e && e->last_error)
-        std::printf("  last error: %s %s: %s\n", when(e->last_error->at).c_str(),
-                    std::string(to_string(e->last_error->error_class)).c_str(),
-                    e->last_error->message.c_str());
-    else
-        std::printf("  last error: none\n");
+        line += ", last error: " + when(e->last_error->at) + " " +
+                std::string(to_string(e->last_error->error_class)) + ": " + e->last_error->message;
+    else if (e || in_use)
+        line += ", last error: none";
+    std::printf("%s\n", line.c_str());
     return e && !e->access_token.empty() && e->expires_at - now > 120 && !e->last_error;
+}
+
+// The account, then one line per audience (SMTP, Graph): the entry its method
+// uses first. True when the audience its method uses holds a usable token.
+bool print_status(const Account& a, const GraphSettings& graph, const TokenCache& cache) {
+    std::printf("account %s (%s, %s, method = %s)\n", a.name.c_str(), a.mailbox.c_str(),
+                a.flow == Flow::delegated ? "delegated" : "client_credentials",
+                a.method == DeliveryMethod::graph ? "graph" : "smtp");
+    const Audience used = audience_of(a);
+    const bool usable = print_audience(a, graph, used, cache);
+    print_audience(a, graph, used == Audience::smtp ? Audience::graph : Audience::smtp, cache);
+    return usable;
 }
 
 }  // namespace
@@ -100,14 +120,17 @@ int cmd_token(const Globals& g, const Args& args) {
     if (sub == "status") {
         bool all_usable = true;
         for (const Account* a : accounts)
-            all_usable = print_status(*a, cache) && all_usable;
+            all_usable = print_status(*a, cfg->graph, cache) && all_usable;
         return all_usable ? kOk : kFailed;
     }
+    // The token the account's delivery method uses.
     const Account& a = *accounts[0];
+    const Audience audience = audience_of(a);
     try {
-        AccessToken t = cache.force_refresh(a);
-        std::printf("account %s: new token obtained, expires %s (%s)\n", a.name.c_str(),
-                    when(t.expires_at).c_str(), span(t.expires_at - std::time(nullptr)).c_str());
+        AccessToken t = cache.force_refresh(account_for_audience(a, cfg->graph, audience));
+        std::printf("account %s: new token obtained for %s, expires %s (%s)\n", a.name.c_str(),
+                    std::string(audience_name(audience)).c_str(), when(t.expires_at).c_str(),
+                    span(t.expires_at - std::time(nullptr)).c_str());
         return kOk;
     } catch (const Error& e) {
         std::printf("account %s: refresh failed: %s\n", a.name.c_str(), e.what());

@@ -1,20 +1,70 @@
 #include "hints.hpp"
 
+#include <utility>
+
 namespace o365::ctl {
 
 namespace {
 
-std::string with_mailbox(std::string text, std::string_view mailbox) {
-    const std::string key = "MAILBOX";
-    if (mailbox.empty()) return text;
-    for (std::size_t pos; (pos = text.find(key)) != std::string::npos;)
-        text.replace(pos, key.size(), mailbox);
+std::string replace_all(std::string text, std::string_view key, std::string_view value) {
+    if (value.empty()) return text;
+    for (std::size_t pos = 0; (pos = text.find(key, pos)) != std::string::npos;) {
+        text.replace(pos, key.size(), value);
+        pos += value.size();
+    }
     return text;
+}
+
+std::string with_mailbox(std::string text, std::string_view mailbox) {
+    return replace_all(std::move(text), "MAILBOX", mailbox);
 }
 
 struct ReplyHint {
     const char* needle;
     const char* fix;
+};
+
+// Microsoft Graph's error codes (accounts with method = graph), as the
+// transport's status line quotes them ("HTTP 403 ErrorAccessDenied: ...").
+// Checked before the SMTP table: a Graph code is unambiguous.
+const ReplyHint kGraphHints[] = {
+    {"ErrorAccessDenied",
+     "the app may not send as MAILBOX through Graph: grant the Microsoft Graph application "
+     "permission Mail.Send with admin consent (delegated: Mail.Send, signed in as MAILBOX), "
+     "and check that the Exchange scope includes MAILBOX: RBAC for Applications "
+     "(New-ManagementRoleAssignment -App CLIENT_ID -Role \"Application Mail.Send\" "
+     "-CustomResourceScope SCOPE; Test-ServicePrincipalAuthorization) or the application "
+     "access policy (New-ApplicationAccessPolicy -AccessRight RestrictAccess; "
+     "Test-ApplicationAccessPolicy -Identity MAILBOX -AppId CLIENT_ID); changes take up to "
+     "an hour"},
+    {"ErrorInvalidUser",
+     "Graph knows no mailbox MAILBOX in this tenant: check the account's mailbox (user "
+     "principal name or primary address), [entra] tenant, and that the user has an Exchange "
+     "Online license"},
+    {"MailboxNotEnabledForRESTAPI",
+     "MAILBOX is not an Exchange Online mailbox Graph can use (on-premises in a hybrid "
+     "set-up, inactive, or unlicensed): use a cloud mailbox, or method = smtp for this "
+     "account"},
+    {"ErrorSendAsDenied",
+     "Exchange refused Send As: grant MAILBOX Send As on the sender (Add-RecipientPermission "
+     "-Identity SENDER -Trustee MAILBOX -AccessRights SendAs) or remove the sender from the "
+     "account's senders"},
+    {"ErrorQuotaExceeded",
+     "MAILBOX is over its storage quota (Graph keeps a copy in Sent Items): empty or archive "
+     "Sent Items, or raise the quota"},
+    {"InvalidAuthenticationToken",
+     "Graph refused the token: `o365relayctl token refresh ACCOUNT`; [graph] scope must be "
+     "empty or https://graph.microsoft.com/.default (app-only); [graph] endpoint and [entra] "
+     "authority must be of the same cloud; delegated accounts: o365relayctl login ACCOUNT"},
+    {"MailboxConcurrency",
+     "more than 4 concurrent Graph requests for MAILBOX: maxproc of the o365graph entry in "
+     "master.cf must be at most 4; look for other clients of the same app and mailbox"},
+    {"ApplicationThrottled",
+     "Graph throttles the app for MAILBOX (429): deliveries wait for its Retry-After; if it "
+     "persists, look for other clients of the same app and mailbox"},
+    {"larger than the 3 MB",
+     "Graph takes at most 3 MB per message: use method = smtp for this account, or lower "
+     "[policy] max_message_size to 3145728 so clients learn the limit"},
 };
 
 // First match wins: specific codes before the generic 535.
@@ -59,7 +109,19 @@ const ReplyHint kReplyHints[] = {
 
 }  // namespace
 
+std::string for_account(std::string fix, const Account& account) {
+    fix = replace_all(std::move(fix), "CLIENT_ID", account.entra.client_id);
+    return replace_all(std::move(fix), "ACCOUNT", account.name);
+}
+
+std::string graph_fix(std::string_view text, std::string_view mailbox) {
+    for (const auto& h : kGraphHints)
+        if (text.find(h.needle) != std::string_view::npos) return with_mailbox(h.fix, mailbox);
+    return "";
+}
+
 std::string reply_fix(std::string_view text, std::string_view mailbox) {
+    if (std::string fix = graph_fix(text, mailbox); !fix.empty()) return fix;
     for (const auto& h : kReplyHints)
         if (text.find(h.needle) != std::string_view::npos) return with_mailbox(h.fix, mailbox);
     return "";

@@ -4,6 +4,7 @@
 
 #include "log.hpp"
 #include "oauth.hpp"
+#include "token_audience.hpp"
 
 namespace o365 {
 
@@ -45,8 +46,13 @@ std::optional<std::string> AccountServices::unhealthy(const std::optional<CacheE
 }
 
 HealthProbe AccountServices::health_probe() const {
-    return [c = cache_](const Account& a) -> std::optional<std::string> {
-        return unhealthy(c->peek(a), now_seconds());
+    // The Graph scope is part of the entry's fingerprint; it comes from the
+    // current config, which is the policy's own except for the moment of a
+    // reload.
+    return [this, c = cache_](const Account& a) -> std::optional<std::string> {
+        const auto cfg = config();
+        return unhealthy(c->peek(account_for_audience(a, cfg->graph, audience_of(a))),
+                         now_seconds());
     };
 }
 

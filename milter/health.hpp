@@ -7,13 +7,18 @@
 //   the transport and o365relayctl through the cache's file locks) fed by the
 //   Entra client, and a Refresher calling TokenCache::get() for every account
 //   of the current config every 30 s (get() refreshes only inside the account's
-//   refresh_window and honours the cache's backoff).
-// - health_probe(): for an account whose cache entry records a last_error of
+//   refresh_window and honours the cache's backoff), for the token audience the
+//   account's method needs (refresher.hpp).
+// - health_probe(): for an account whose cache entry (of the audience its
+//   method needs: <account>+graph for method = graph) records a last_error of
 //   class configuration (Entra refused the credentials) and holds no token
 //   with more than 120 s left, returns the recorded message ("AADSTS...");
 //   otherwise nullopt. A token that is still valid lets mail through, because
 //   the transport can still deliver with it. Reads the entry with
-//   TokenCache::peek() (never refreshes, never throws).
+//   TokenCache::peek() (never refreshes, never throws). The probe refers to
+//   this AccountServices (its current config's [graph] settings): it must
+//   outlive every Policy holding the probe (the daemon destroys its policies
+//   first).
 // - reload(config): the refresher uses the new accounts from its next round
 //   (poked at once); a changed [relay] state_dir takes effect at restart (logged).
 // - start()/stop(): the refresher thread; stop() joins it.

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "address.hpp"
+#include "graph_limits.hpp"
 #include "sender_rules.hpp"
 
 namespace o365 {
@@ -161,12 +162,8 @@ Decision Transaction::on_mail(std::string_view sender_arg, const std::vector<std
         }
     }
 
-    if (declared_size_ >= 0 && declared_size_ > p.max_message_size)
-        return finish(make(Action::reject, "552", "5.3.4",
-                           "message size " + std::to_string(declared_size_) +
-                               " exceeds the limit of " + std::to_string(p.max_message_size) +
-                               " bytes of this relay",
-                           "max_message_size"));
+    if (declared_size_ >= 0)
+        if (auto d = size_verdict(declared_size_, true)) return finish(*d);
 
     if (acc_ && policy_->health()) {
         if (auto why = policy_->health()(*acc_))
@@ -181,6 +178,28 @@ Decision Transaction::on_mail(std::string_view sender_arg, const std::vector<std
         if (v == RateLimiter::Verdict::messages_per_minute) return finish(rate_limited(v));
     }
     return make(Action::continue_, "", "", "", "");
+}
+
+std::optional<Decision> Transaction::size_verdict(long long size, bool declared) const {
+    const PolicySettings& p = policy_->config().policy;
+    // The delivery method's own limit (Microsoft Graph: 3 MB), the one rule the
+    // transport applies too (graph_limits.hpp). The transport measures the
+    // message as Postfix hands it over, with its Received header and the
+    // headers added here, so the milter counts an allowance for them.
+    std::optional<long long> method = acc_ ? method_size_limit(*acc_) : std::nullopt;
+    if (method && size + kAddedHeaderAllowance > *method)
+        return make(Action::reject, "552", "5.3.4",
+                    "message size " + (declared ? std::to_string(size) + " " : std::string()) +
+                        "exceeds the limit of " + std::to_string(*method) +
+                        " bytes of Microsoft Graph for account " + acc_->name,
+                    "graph_size_limit");
+    if (size > p.max_message_size)
+        return make(Action::reject, "552", "5.3.4",
+                    "message size " + (declared ? std::to_string(size) + " " : std::string()) +
+                        "exceeds the limit of " + std::to_string(p.max_message_size) +
+                        " bytes of this relay",
+                    "max_message_size");
+    return std::nullopt;
 }
 
 std::optional<Decision> Transaction::domain_verdict(const std::string& rcpt) const {
@@ -245,13 +264,8 @@ Decision Transaction::on_header(std::string_view name, std::string_view value) {
 Decision Transaction::on_body(std::size_t bytes) {
     if (done_) return final_;
     size_ += bytes;
-    const PolicySettings& p = policy_->config().policy;
     // +2: the empty line between header and body.
-    if (static_cast<long long>(size_ + 2) > p.max_message_size)
-        return finish(make(Action::reject, "552", "5.3.4",
-                           "message size exceeds the limit of " +
-                               std::to_string(p.max_message_size) + " bytes of this relay",
-                           "max_message_size"));
+    if (auto d = size_verdict(static_cast<long long>(size_ + 2), false)) return finish(*d);
     return make(Action::continue_, "", "", "", "");
 }
 
@@ -307,11 +321,7 @@ Decision Transaction::on_eom() {
                            "too many recipients: at most " + std::to_string(p.max_recipients) +
                                " per message through this relay",
                            "max_recipients"));
-    if (static_cast<long long>(size_ + 2) > p.max_message_size)
-        return finish(make(Action::reject, "552", "5.3.4",
-                           "message size exceeds the limit of " +
-                               std::to_string(p.max_message_size) + " bytes of this relay",
-                           "max_message_size"));
+    if (auto d = size_verdict(static_cast<long long>(size_ + 2), false)) return finish(*d);
 
     Decision ok = make(Action::accept, "", "", "", "");
     if (acc_ && null_sender_) {

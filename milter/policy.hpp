@@ -18,7 +18,12 @@
 //   (reject 550 5.7.1 / tempfail 451 4.7.1 / accept); SIZE= over
 //   max_message_size (552 5.3.4); account health (451 4.7.0 when the token
 //   cache records that Entra refuses the account's credentials);
-//   messages_per_minute already reached (451 4.7.1). Per recipient: blocked /
+//   messages_per_minute already reached (451 4.7.1). The size rules (SIZE=,
+//   while the body streams, at end of message) also refuse, with 552 5.3.4
+//   and rule graph_size_limit, a message over the account's delivery method
+//   limit (graph_limits.hpp method_size_limit: 3 MB for method = graph,
+//   counting kAddedHeaderAllowance for the headers added later), so the
+//   transport never has to bounce it. Per recipient: blocked /
 //   not allowed domain (550 5.7.1); beyond max_recipients (452 4.5.3: the SMTP
 //   client sends the rest in a later transaction); recipients_per_day would be
 //   exceeded (451 4.7.1). At end of message: counted size over max_message_size
@@ -128,6 +133,11 @@ class Policy {
 
 class Transaction {
   public:
+    // Bytes counted on top of the message for the headers added after the
+    // milter saw it (Postfix's Received header, the tag header, add_header),
+    // when comparing with a delivery method's own size limit.
+    static constexpr long long kAddedHeaderAllowance = 2048;
+
     Transaction(std::shared_ptr<const Policy> policy, ConnectionFacts conn);
 
     void set_queue_id(std::string_view id) { queue_id_ = id; }
@@ -162,6 +172,9 @@ class Transaction {
     Decision finish(Decision d);  // marks done, remembers the verdict
     // The 451 4.7.1 tempfail for an account over messages_per_minute or recipients_per_day.
     Decision rate_limited(RateLimiter::Verdict v) const;
+    // 552 5.3.4 when `size` is over the account's method limit (graph_size_limit)
+    // or over max_message_size; `declared`: the SIZE= value (named in the text).
+    std::optional<Decision> size_verdict(long long size, bool declared) const;
     std::optional<Decision> domain_verdict(const std::string& rcpt) const;
     std::optional<Decision> alignment_verdict(const Account& acc) const;
     void add_tag_edits(const Account* acc, Decision& d) const;

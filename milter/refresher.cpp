@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "log.hpp"
+#include "token_audience.hpp"
 
 namespace o365 {
 
@@ -66,11 +67,13 @@ void Refresher::round() {
         return;
     }
     if (!cfg) return;
-    for (const Account& acc : cfg->accounts) {
+    for (const Account& configured : cfg->accounts) {
         {
             std::lock_guard lock(mu_);
             if (stop_) return;
         }
+        const Audience audience = audience_of(configured);
+        const Account acc = account_for_audience(configured, cfg->graph, audience);
         std::string text;
         try {
             refresh_(acc);
@@ -82,10 +85,12 @@ void Refresher::round() {
         std::lock_guard lock(mu_);
         std::string& last = last_error_[acc.name];
         if (text != last) {
+            const std::string who = "refresher: account " + configured.name + " (" +
+                                    std::string(audience_name(audience)) + " token): ";
             if (text.empty())
-                log_info("refresher: account " + acc.name + ": token refresh works again");
+                log_info(who + "token refresh works again");
             else
-                log_warning("refresher: account " + acc.name + ": " + text);
+                log_warning(who + text);
             last = text;
         }
     }

@@ -3,8 +3,12 @@
 // milter's health check sees Entra's verdict early.
 //
 // Contract: every `interval` (and at once after start() and poke()) it calls
-// refresh(account) for each account of the config that config() returns at
-// that moment (so a SIGHUP reload is picked up). In production refresh is
+// refresh() for each account of the config that config() returns at that
+// moment (so a SIGHUP reload is picked up), with the account as the token
+// cache sees it for the audience its delivery method needs
+// (token_audience.hpp: for method = graph the entry "<account>+graph" with the
+// Graph scope; for method = smtp the account as configured), so the cache keeps
+// exactly the tokens the configured methods use. In production refresh is
 // TokenCache::get(), which refreshes only inside the account's refresh_window,
 // single-flight across processes, and honours the cache's backoff, so calling
 // it often is cheap. An exception from refresh is logged (warning, once per

@@ -1,9 +1,9 @@
 #!/bin/sh
 # The README's first command: installs what it needs, builds, and runs the demo
 # (tests/integration/demo.py): a private Postfix instance with o365relay-milter
-# and o365relay-transport wired in as conf/ recommends, and fakes of Office 365
-# and Entra ID on loopback; a handful of messages, what happened to each and
-# where to look. Leaves nothing running. Run as root on Debian 12.
+# and o365relay-transport wired in as conf/ recommends, and fakes of Office 365,
+# Microsoft Graph and Entra ID on loopback (two accounts deliver by SMTP, one by
+# Graph); a handful of messages, what happened to each and where to look. Leaves nothing running. Run as root on Debian 12.
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then

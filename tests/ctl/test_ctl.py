@@ -27,6 +27,7 @@ from harness import MAILBOX  # noqa: E402
 
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import stack  # noqa: E402  (ensure_service_user: the user as the package makes it)
+from stack import GraphEnv  # noqa: E402  (harness.Env + fake Graph, tests/fakes)
 
 CTL = None
 TRANSPORT = None
@@ -810,6 +811,138 @@ class Privileges(CtlTest):
         r = self.ctl("token", "status", conf=conf)
         self.assertEqual(r.rc, CONFIG, r)
         self.assertIn("no-such-user-o365", r.err, r)
+
+
+class Graph(CtlTest):
+    """Accounts with method = graph, against fake_graph.py (tests/fakes/README.md) and a
+    fake Entra that issues Graph tokens too."""
+
+    ACCOUNTS = "".join(
+        "[account %s]\nmailbox = %s\nmethod = graph\n" % kv for kv in (
+            ("graphy", "other@contoso.com"), ("gscoped", "scoped@contoso.com"),
+            ("gonprem", "onprem@contoso.com"), ("gnouser", "nobody@contoso.com"),
+            ("gfull", "full@contoso.com")))
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = GraphEnv("ctlgraph")
+        cls.env.start_o365()
+        cls.env.start_entra_for_graph()
+        cls.env.start_graph()
+        with open(os.path.join(cls.env.entra_state, "config.json")) as f:
+            cls.entra_base = json.load(f)
+        cls.seq = 0
+        cls.outputs = []
+
+    def setUp(self):
+        super().setUp()
+        self.env.set_graph_config({})
+        self.env.set_graph_faults([])
+        self.conf = self.write_config(extra=self.graph_section() + self.ACCOUNTS)
+
+    def graph_section(self):
+        return "[graph]\nendpoint = https://localhost:%d\nca_file = %s\nhttp_timeout = 10\n" % (
+            self.env.graph_port, os.path.join(self.env.certs, "ca.crt"))
+
+    def graph_requests(self, route="sendMail"):
+        try:
+            return self.env.graph_stats().get("by_route", {}).get(route, 0)
+        except FileNotFoundError:
+            return 0
+
+    def o365_auths(self):
+        return self.env.stats().get("auth_attempts", 0)
+
+    def test_check_graph_account_proves_mail_send_and_sends_nothing(self):
+        before, auths, deliveries = self.graph_requests(), self.o365_auths(), \
+            len(self.env.deliveries())
+        r = self.ctl("check", "graphy")
+        self.assertEqual(r.rc, OK, r)
+        self.assertIn("ok    token from Entra ID for Graph", r.out, r)
+        self.assertRegex(r.out, r"ok +Graph localhost\[127\.0\.0\.1\]:\d+: the app may send as "
+                                r"other@contoso\.com", r)
+        self.assertIn("check passed", r.out, r)
+        self.assertEqual(self.graph_requests() - before, 1)      # one harmless request
+        self.assertEqual(len(self.env.deliveries()), deliveries)  # nothing sent
+        self.assertEqual(self.o365_auths(), auths)                # no SMTP for a Graph account
+        # the Graph token lives in its own entry; no SMTP token was fetched
+        tokens = os.path.join(self.state_dir, "tokens")
+        self.assertTrue(os.path.exists(os.path.join(tokens, "graphy+graph.json")))
+        self.assertFalse(os.path.exists(os.path.join(tokens, "graphy.json")))
+
+    def test_check_access_denied_prints_the_permission_fix(self):
+        r = self.ctl("check", "gscoped")
+        self.assertEqual(r.rc, FAILED, r)
+        self.assertIn("HTTP 403 ErrorAccessDenied", r.out, r)
+        self.assertIn("Mail.Send", r.out, r)
+        self.assertIn("New-ManagementRoleAssignment -App %s" % harness.CLIENT_ID, r.out, r)
+        self.assertIn("New-ApplicationAccessPolicy", r.out, r)
+        self.assertIn("scoped@contoso.com", r.out, r)
+        self.assertIn("check FAILED", r.out, r)
+
+    def test_check_invalid_user_and_on_premises_mailbox(self):
+        for account, code, fix in (
+                ("gnouser", "ErrorInvalidUser", "Exchange Online license"),
+                ("gonprem", "MailboxNotEnabledForRESTAPI", "method = smtp"),
+                ("gfull", "ErrorQuotaExceeded", "Sent Items")):
+            r = self.ctl("check", account)
+            self.assertEqual(r.rc, FAILED, r)
+            self.assertIn(code, r.out, r)
+            self.assertIn(fix, r.out, r)
+
+    def test_check_graph_unreachable(self):
+        port = free_port()
+        conf = self.write_config(extra=self.graph_section().replace(
+            str(self.env.graph_port), str(port)) + self.ACCOUNTS)
+        r = self.ctl("check", "graphy", conf=conf)
+        self.assertEqual(r.rc, FAILED, r)
+        self.assertIn("FAIL  Graph localhost", r.out, r)
+        self.assertIn("[graph] endpoint", r.out, r)
+
+    def test_check_revoked_graph_token_is_refreshed_once(self):
+        self.assertEqual(self.ctl("check", "graphy").rc, OK)
+        grants = self.entra_grants()
+        subprocess.run(
+            [sys.executable, os.path.join(HERE, "..", "fakes", "fake_graph.py"), "revoke",
+             "--state", self.env.graph_state, "--seen"], check=True)
+        r = self.ctl("check", "graphy")
+        self.assertEqual(r.rc, OK, r)
+        self.assertIn("Graph refused the token (HTTP 401", r.out, r)
+        self.assertEqual(self.entra_grants() - grants, 1)
+
+    def test_token_status_one_line_per_account_and_audience(self):
+        self.assertEqual(self.ctl("token", "refresh", "noreply").rc, OK)
+        r = self.ctl("token", "refresh", "graphy")
+        self.assertEqual(r.rc, OK, r)
+        self.assertIn("new token obtained for Graph", r.out, r)
+        tokens = os.path.join(self.state_dir, "tokens")
+        self.assertTrue(os.path.exists(os.path.join(tokens, "graphy+graph.json")))
+        self.assertFalse(os.path.exists(os.path.join(tokens, "graphy.json")))
+        r = self.ctl("token", "status")
+        self.assertEqual(r.rc, OK, r)
+        lines = r.out.splitlines()
+        for account, used, other in (("noreply", "SMTP", "Graph"), ("graphy", "Graph", "SMTP")):
+            i = next(n for n, line in enumerate(lines) if line.startswith("account %s " % account))
+            self.assertIn("method = %s" % ("graph" if used == "Graph" else "smtp"), lines[i])
+            self.assertRegex(lines[i + 1], r"^  %s token \(used by method = \w+\): valid, "
+                                           r"expires \d{4}-.*obtained: \d{4}-.*last error: none$"
+                             % used)
+            self.assertEqual(lines[i + 2], "  %s token: none cached" % other)
+        with open(os.path.join(tokens, "graphy+graph.json")) as f:
+            e = json.load(f)
+        self.assertNotIn(e["access_token"], r.text)
+
+    def test_send_test_through_graph(self):
+        r = self.ctl("send-test", "graphy", "bob@example.org")
+        self.assertEqual(r.rc, OK, r)
+        self.assertIn("exit 0", r.out, r)
+        got = self.env.received("bob@example.org")
+        self.assertEqual(len(got), 1)
+        self.assertIn(b"This is a test message", got[0])
+        r = self.ctl("send-test", "gscoped", "bob@example.org")
+        self.assertEqual(r.rc, TEMPFAIL, r)
+        self.assertIn("ErrorAccessDenied", r.out, r)
+        self.assertIn("fix: the app may not send as scoped@contoso.com", r.out, r)
 
 
 def main():

@@ -2,8 +2,9 @@
 """The demo (README's first command runs it through scripts/demo.sh): the whole
 o365relay path on this machine's loopback, on the embedded default set-up:
 a private Postfix instance (never the system's) with o365relay-milter and the
-o365relay-transport pipe(8) service wired in as conf/ recommends, and fakes of
-Office 365 and Entra ID. It sends a handful of messages and says what happened
+o365relay-transport pipe(8) services wired in as conf/ recommends, and fakes of
+Office 365, Microsoft Graph and Entra ID: the accounts noreply and alerts deliver
+by SMTP, the account graphy by Microsoft Graph. It sends a handful of messages and says what happened
 to each and where to look. It stops everything it started; the directory with
 the logs and the fake mailbox is kept for reading.
 
@@ -16,7 +17,7 @@ import time
 
 os.environ["KEEP_TEST_DIRS"] = "1"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from stack import Stack  # noqa: E402
+from stack import GRAPH_MAILBOX, Stack  # noqa: E402
 
 BOLD = "\033[1m" if sys.stdout.isatty() else ""
 END = "\033[0m" if sys.stdout.isatty() else ""
@@ -43,21 +44,29 @@ def mailbox_file(st, mid):
     return None
 
 
+def send_bcc(st, sender, to, bcc, subject):
+    """A message To: `to` with `bcc` only in the envelope (as a mail client's Bcc)."""
+    return st.send(sender, [to, bcc], subject, to_header=to)
+
+
 def qid_of(r):
     return r["text"].rsplit(" ", 1)[-1] if r["status"] == "queued" else None
 
 
 def main():
     build = sys.argv[1]
-    print("Starting fake Entra ID, fake Office 365, o365relay-milter and a private Postfix...")
-    st = Stack(build, "demo", policy="messages_per_minute = 2\n")
+    print("Starting fake Entra ID, fake Office 365, fake Microsoft Graph, o365relay-milter and "
+          "a private Postfix...")
+    st = Stack(build, "demo", policy="messages_per_minute = 2\n", graph=True)
     pf = st.postfix
     ok = True
     try:
         print("   Postfix smtpd on 127.0.0.1:%d, milter on 127.0.0.1:%d, fake Office 365 on "
-              "127.0.0.1:%d, fake Entra on 127.0.0.1:%d" %
-              (st.smtpd_port, st.milter_port, st.env.o365_port, st.env.entra_port))
-        print("   config: %s (accounts noreply, alerts; messages_per_minute = 2)" % st.config)
+              "127.0.0.1:%d, fake Graph on 127.0.0.1:%d, fake Entra on 127.0.0.1:%d" %
+              (st.smtpd_port, st.milter_port, st.env.o365_port, st.env.graph_port,
+               st.env.entra_port))
+        print("   config: %s (accounts noreply, alerts: method = smtp; graphy: method = graph; "
+              "messages_per_minute = 2)" % st.config)
 
         title(1, "An application sends as app1@apps.contoso.com (allowed for account noreply)")
         r = st.send("app1@apps.contoso.com", ["bob@example.org"], "Invoice 42",
@@ -105,19 +114,33 @@ def main():
                           if "status=sent" in l][:1])
         print("   fake mailbox: %s" % mailbox_file(st, r["message_id"]))
 
-        title(5, "The shared token cache (o365relayctl token status)")
+        title(5, "The graphy account (method = graph) sends to two recipients, one of them Bcc")
+        r = send_bcc(st, GRAPH_MAILBOX, "dave@example.org", "erin@example.org", "Quarterly")
+        qid = qid_of(r)
+        pf.wait_for(lambda: st.graph_received("dave@example.org") and
+                    st.graph_received("erin@example.org"), 60, "Graph delivery")
+        print("   -> delivered through Microsoft Graph (draft with the envelope's recipients, "
+              "then send), not through SMTP; each recipient once, tagged "
+              "X-O365Relay-Account: graphy")
+        show("maillog:", lines_about(pf.log_text(), qid + ": to=", 2))
+        show("o365relay.log:", lines_about(st.transport_log(), qid + ": to=", 2))
+        print("   fake Graph mailboxes: %s/mailbox/{dave,erin}@example.org/" % st.env.graph_state)
+        ok &= len(st.graph_received("erin@example.org")) == 1
+
+        title(6, "The shared token cache (o365relayctl token status)")
         import subprocess
         out = subprocess.run([st.ctl_bin, "-c", st.config, "token", "status"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
         show("", out.splitlines())
-        print("   Entra token requests so far: %d (one per account, shared by the milter and "
-              "every transport run)" % st.env.entra_token_requests())
+        print("   Entra token requests so far: %d (one per account and audience, shared by the "
+              "milter and every transport run)" % st.env.entra_token_requests())
 
         pf.wait_for(lambda: pf.queue() == [], 30, "empty queue")
         print("\nQueue empty. Where to look:")
         print("   Postfix mail log:     %s" % pf.maillog)
         print("   o365relay log:        %s" % st.log)
         print("   fake Office 365 mail: %s/mailbox/" % st.env.o365_state)
+        print("   fake Graph mail:      %s/mailbox/" % st.env.graph_state)
         print("   Postfix config:       %s/ (main.cf, master.cf)" % pf.conf)
     except Exception as e:  # noqa: BLE001
         ok = False

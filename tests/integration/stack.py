@@ -5,6 +5,12 @@ as conf/ recommends (smtpd_milters, sender_dependent_default_transport_maps ->
 o365:ACCOUNT, the pipe(8) entry of docs/design.md section 4, recipient limit 1,
 concurrency 3).
 
+With graph=True it also starts the fake Microsoft Graph (tests/fakes/fake_graph.py),
+sets [graph] endpoint/ca_file, adds the account GRAPH_ACCOUNT (method = graph,
+mailbox GRAPH_MAILBOX) routed as o365graph:GRAPH_ACCOUNT, and the o365graph
+master.cf entry conf/ recommends for Graph accounts (maxproc 4, recipient limit
+100, concurrency 4). graph_faults are the fake Graph's fault rules.
+
 Contract: Stack(build_dir, name, policy=..., faults=...) starts everything
 (raises with the relevant log tail when a part does not come up); send()
 submits one message over SMTP to the private smtpd and returns what the
@@ -32,6 +38,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "transport"))
 sys.path.insert(0, HERE)
 import harness  # noqa: E402  (tests/transport/harness.py: the fakes)
+sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
+from test_fake_graph import GraphEnv  # noqa: E402  (harness.Env + the fake Graph)
 from postfix_instance import PostfixInstance  # noqa: E402
 
 SERVICE_USER = "o365relay"
@@ -59,6 +67,21 @@ noreply@contoso.com   o365:noreply
 alerts@contoso.com    o365:alerts
 <>                    o365:noreply
 """
+
+GRAPH_ACCOUNT = "graphy"
+GRAPH_MAILBOX = "graph@contoso.com"
+GRAPH_ACCOUNTS = """
+[account %s]
+mailbox = %s
+senders = %s, @graph.contoso.com
+method = graph
+""" % (GRAPH_ACCOUNT, GRAPH_MAILBOX, GRAPH_MAILBOX)
+# What the fake Graph knows: the Graph account's mailbox and its Send As rights.
+GRAPH_MAILBOXES = {GRAPH_MAILBOX: {"send_as": ["@graph.contoso.com"]}}
+GRAPH_ROUTES = """
+%s     o365graph:%s
+@graph.contoso.com    o365graph:%s
+""" % (GRAPH_MAILBOX, GRAPH_ACCOUNT, GRAPH_ACCOUNT)
 
 
 def free_port():
@@ -102,21 +125,24 @@ def tail(path, n=30):
 
 class Stack:
     def __init__(self, build_dir, name="e2e", policy="", faults=None, accounts=ACCOUNTS,
-                 transport_env=None, bare_postfix=False):
+                 transport_env=None, bare_postfix=False, graph=False, graph_faults=None):
         self.build = os.path.abspath(build_dir)
-        self.env = harness.Env(name)
+        self.graph = graph
+        self.env = GraphEnv(name) if graph else harness.Env(name)
         self.dir = self.env.dir
         self.milter = None
         self.postfix = None
         self.bare_postfix = bare_postfix
         try:
-            self._start(policy, faults or [], accounts)
+            if graph:
+                accounts += GRAPH_ACCOUNTS
+            self._start(policy, faults or [], accounts, graph_faults or [])
         except BaseException:
             self.close()
             raise
 
     # --- set-up -------------------------------------------------------------
-    def _start(self, policy, faults, accounts):
+    def _start(self, policy, faults, accounts, graph_faults):
         user = ensure_service_user()
         uid, gid = user.pw_uid, user.pw_gid
         os.chmod(self.dir, 0o755)
@@ -133,7 +159,13 @@ class Stack:
 
         self.env.set_o365_config({}, mailboxes=MAILBOXES)
         self.set_faults(faults)
-        self.env.start_entra()
+        if self.graph:
+            self.env.start_entra_for_graph()  # issues Office 365 and Graph tokens
+            self.env.start_graph()
+            self.env.set_graph_config({}, mailboxes=GRAPH_MAILBOXES)
+            self.set_graph_faults(graph_faults)
+        else:
+            self.env.start_entra()
         self.env.start_o365()
 
         self.state_dir = os.path.join(self.dir, "state")
@@ -167,7 +199,7 @@ deadline = 60
 
 [entra]
 %s
-
+%s
 [milter]
 socket = inet:%d@127.0.0.1
 
@@ -176,8 +208,8 @@ null_sender_account = noreply
 %s
 %s
 """ % (self.state_dir, self.log, SERVICE_USER, self.env.o365_port,
-                os.path.join(self.env.certs, "ca.crt"), entra, self.milter_port, policy,
-                accounts))
+                os.path.join(self.env.certs, "ca.crt"), entra, self._graph_section(),
+                self.milter_port, policy, accounts))
         os.chmod(self.config, 0o644)
 
         self.milter_out = os.path.join(self.dir, "milter.stderr")
@@ -188,15 +220,23 @@ null_sender_account = noreply
 
         routes = os.path.join(self.dir, "sender_transport")
         with open(routes, "w") as f:
-            f.write(SENDER_ROUTES)
+            f.write(SENDER_ROUTES + (GRAPH_ROUTES if self.graph else ""))
         self.smtpd_port = free_port()
         if self.bare_postfix:
             self.postfix = PostfixInstance(os.path.join(self.dir, "postfix"), self.smtpd_port)
             return
-        pipe = ("o365 unix - n n - 3 pipe\n"
-                "  flags=q null_sender= user=%s argv=%s -c %s -f ${sender} -q ${queue_id}"
-                " -n ${nexthop} -- ${recipient}" % (SERVICE_USER, self.transport_bin,
-                                                     self.config))
+        entry = ("%s unix - n n - %d pipe\n"
+                 "  flags=q null_sender= user=%s argv=%s -c %s -f ${sender} -q ${queue_id}"
+                 " -n ${nexthop} -- ${recipient}")
+        pipe = entry % ("o365", 3, SERVICE_USER, self.transport_bin, self.config)
+        main_graph = {}
+        if self.graph:
+            # conf/postfix-master.cf.snippet and postfix-main.cf.snippet for Graph accounts
+            pipe += "\n" + entry % ("o365graph", 4, SERVICE_USER, self.transport_bin,
+                                    self.config)
+            main_graph = {"o365graph_destination_recipient_limit": "100",
+                          "o365graph_destination_concurrency_limit": "4",
+                          "o365graph_time_limit": "120s"}
         self.postfix = PostfixInstance(
             os.path.join(self.dir, "postfix"), self.smtpd_port,
             main={
@@ -211,22 +251,40 @@ null_sender_account = noreply
                 "o365_destination_concurrency_limit": "3",
                 "o365_destination_recipient_limit": "1",
                 "o365_time_limit": "120s",
+                **main_graph,
             },
             master_extra=pipe.splitlines())
         self.postfix.start()
+
+    def _graph_section(self):
+        if not self.graph:
+            return ""
+        return ("\n[graph]\nendpoint = https://localhost:%d\nca_file = %s\nhttp_timeout = 20\n"
+                % (self.env.graph_port, os.path.join(self.env.certs, "ca.crt")))
 
     # --- use ----------------------------------------------------------------
     def set_faults(self, rules):
         self.env.set_faults(rules)
 
+    def set_graph_faults(self, rules):
+        self.env.set_graph_faults(rules)
+
+    def graph_deliveries(self):
+        """The fake Graph's deliveries.jsonl entries (one per message it sent)."""
+        return self.env.deliveries()
+
+    def graph_received(self, rcpt):
+        """[bytes]: every copy the recipient got through the fake Graph."""
+        return self.env.received(rcpt)
+
     def send(self, sender, rcpts, subject="test", from_header=None, body="Hello.\n",
-             extra_headers=""):
-        """Submits one message. Returns {"status": "queued"|"refused", "code", "text",
-        "message_id", "stage"}."""
+             extra_headers="", to_header=None):
+        """Submits one message (To: the recipients, or to_header). Returns
+        {"status": "queued"|"refused", "code", "text", "message_id", "stage"}."""
         mid = "<%s@test.o365relay>" % uuid.uuid4().hex
         msg = ("From: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: %s\r\n%s\r\n%s" %
-               (from_header or sender or "MAILER-DAEMON", ", ".join(rcpts), subject, mid,
-                extra_headers, body.replace("\n", "\r\n")))
+               (from_header or sender or "MAILER-DAEMON", to_header or ", ".join(rcpts),
+                subject, mid, extra_headers, body.replace("\n", "\r\n")))
         result = {"message_id": mid, "status": "queued", "code": 250, "text": "",
                   "stage": ""}
         c = smtplib.SMTP("127.0.0.1", self.smtpd_port, timeout=30)

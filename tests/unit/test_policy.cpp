@@ -33,9 +33,17 @@ mailbox = alerts@Contoso.COM
 add_header = X-Department: operations
 add_header = X-Env: prod
 
+[account graphy]
+mailbox = graph@contoso.com
+method = graph
+
 [milter]
 tag_header = X-O365Relay-Account
 )";
+
+// Microsoft Graph's limit for one message (graph_limits.hpp), less the
+// allowance the milter keeps for headers added after it.
+constexpr long long kGraphCounted = 3145728 - Transaction::kAddedHeaderAllowance;
 
 std::shared_ptr<const Config> make_config(const std::string& policy_lines) {
     return parse_config(std::string(kBase) + "\n[policy]\n" + policy_lines + "\n", "test.conf");
@@ -226,6 +234,48 @@ const std::vector<Case>& cases() {
              {{"From", "noreply@contoso.com"}},
              972},
          "body", Action::reject, "552", "5.3.4", "max_message_size", "noreply", ""},
+        // The delivery method's own size limit: Graph accounts only.
+        {"Graph account: SIZE at its limit", "",
+         Msg{"<graph@contoso.com>",
+             {"SIZE=" + std::to_string(kGraphCounted)},
+             {"<b@example.org>"},
+             {},
+             10},
+         "eom", Action::accept, "", "", "", "graphy", ""},
+        {"Graph account: SIZE one over its limit", "",
+         Msg{"<graph@contoso.com>",
+             {"SIZE=" + std::to_string(kGraphCounted + 1)},
+             {"<b@example.org>"},
+             {},
+             10},
+         "mail", Action::reject, "552", "5.3.4", "graph_size_limit", "graphy",
+         "exceeds the limit of 3145728 bytes of Microsoft Graph for account graphy"},
+        {"Graph account: counted size at its limit", "",
+         // "From: graph@contoso.com\r\n" = 25 bytes, empty line 2
+         Msg{"<graph@contoso.com>",
+             {},
+             {"<b@example.org>"},
+             {{"From", "graph@contoso.com"}},
+             static_cast<std::size_t>(kGraphCounted - 27)},
+         "eom", Action::accept, "", "", "", "graphy", ""},
+        {"Graph account: counted size one over its limit", "",
+         Msg{"<graph@contoso.com>",
+             {},
+             {"<b@example.org>"},
+             {{"From", "graph@contoso.com"}},
+             static_cast<std::size_t>(kGraphCounted - 26)},
+         "body", Action::reject, "552", "5.3.4", "graph_size_limit", "graphy", "Microsoft Graph"},
+        {"SMTP account: the same size passes", "",
+         Msg{"<noreply@contoso.com>",
+             {"SIZE=" + std::to_string(kGraphCounted + 1)},
+             {"<b@example.org>"},
+             {{"From", "noreply@contoso.com"}},
+             static_cast<std::size_t>(kGraphCounted)},
+         "eom", Action::accept, "", "", "", "noreply", ""},
+        {"Graph account: a lower max_message_size applies", "max_message_size = 1000",
+         Msg{"<graph@contoso.com>", {"SIZE=1001"}, {"<b@example.org>"}, {}, 10}, "mail",
+         Action::reject, "552", "5.3.4", "max_message_size", "graphy",
+         "exceeds the limit of 1000 bytes of this relay"},
         {"account health: credentials refused", "", simple("<noreply@contoso.com>", "x"), "mail",
          Action::tempfail, "451", "4.7.0", "account_health", "noreply",
          "account noreply cannot get a token from Entra ID: AADSTS7000215"},
