@@ -162,25 +162,11 @@ bool check_graph(const Config& cfg, const Account& a, const Account& ta, TokenCa
 }  // namespace
 
 int cmd_check(const Globals& g, const Args& args) {
-    if (wants_help(args)) {
-        std::fputs(kHelp, stdout);
-        return kOk;
-    }
-    if (args.size() > 1) {
-        std::fputs(kHelp, stderr);
-        return kUsage;
-    }
-    auto cfg = load_or_report(g);
-    if (!cfg) return kConfig;
+    AccountCommand c = start_account_command(g, args, kHelp);
+    if (c.exit >= 0) return c.exit;
+    const auto& cfg = c.config;
+    const auto& accounts = c.accounts;
     std::printf("config %s: ok (%zu accounts)\n", cfg->path.c_str(), cfg->accounts.size());
-    if (cfg->accounts.empty()) {
-        std::printf(
-            "no [account NAME] section: nothing relays through Microsoft 365\n"
-            "check FAILED\n");
-        return kFailed;
-    }
-    auto accounts = select_accounts(*cfg, args.empty() ? "" : args[0]);
-    if (accounts.empty()) return kUsage;
     auto client = std::make_shared<EntraClient>();
     TokenCache cache(cfg->relay.state_dir, client);
     int failed = 0;

@@ -132,22 +132,10 @@ void print_problems(const AccountState& s, const Config& cfg) {
 }  // namespace
 
 int cmd_status(const Globals& g, const Args& args) {
-    if (wants_help(args)) {
-        std::fputs(kHelp, stdout);
-        return kOk;
-    }
-    if (args.size() > 1) {
-        std::fputs(kHelp, stderr);
-        return kUsage;
-    }
-    auto cfg = load_or_report(g);
-    if (!cfg) return kConfig;
-    if (cfg->accounts.empty()) {
-        std::printf("no accounts in %s\n", cfg->path.c_str());
-        return kOk;
-    }
-    auto accounts = select_accounts(*cfg, args.empty() ? "" : args[0]);
-    if (accounts.empty()) return kUsage;
+    AccountCommand c = start_account_command(g, args, kHelp);
+    if (c.exit >= 0) return c.exit;
+    const auto& cfg = c.config;
+    const auto& accounts = c.accounts;
     // 1. Gather: the token cache and the counters, as stored.
     TokenCache cache(cfg->relay.state_dir, std::make_shared<EntraClient>());
     Counters counters(cfg->relay.state_dir);

@@ -43,4 +43,28 @@ bool wants_help(const Args& args) {
     return false;
 }
 
+AccountCommand start_account_command(const Globals& g, const Args& args, const char* help) {
+    AccountCommand c;
+    if (wants_help(args)) {
+        std::fputs(help, stdout);
+        c.exit = kOk;
+        return c;
+    }
+    if (args.size() > 1) {
+        std::fputs(help, stderr);
+        c.exit = kUsage;
+        return c;
+    }
+    c.config = load_or_report(g);
+    if (!c.config) {
+        c.exit = kConfig;
+        return c;
+    }
+    // A configuration always has an account (config.hpp): an empty list here
+    // means the name given is unknown (select_accounts() said so).
+    c.accounts = select_accounts(*c.config, args.empty() ? "" : args[0]);
+    if (c.accounts.empty()) c.exit = kUsage;
+    return c;
+}
+
 }  // namespace o365::ctl

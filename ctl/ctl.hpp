@@ -43,6 +43,17 @@ std::shared_ptr<const Config> load_or_report(const Globals& g);
 // returns empty when the name is unknown.
 std::vector<const Account*> select_accounts(const Config& c, const std::string& name);
 
+// The common start of a command that takes [ACCOUNT]: --help (exit 0), more
+// than one argument (usage, 64), the config (78 when it cannot be used), the
+// account named (64 when unknown) or all of them. `exit` is -1 when the command
+// goes on with `config` and `accounts`.
+struct AccountCommand {
+    int exit = -1;
+    std::shared_ptr<const Config> config;
+    std::vector<const Account*> accounts;
+};
+AccountCommand start_account_command(const Globals& g, const Args& args, const char* help);
+
 // True when args has -h or --help.
 bool wants_help(const Args& args);
 

@@ -15,6 +15,7 @@
 
 #include "config_schema.hpp"
 #include "error.hpp"
+#include "text.hpp"
 #include "unique_fd.hpp"
 
 namespace o365 {
@@ -39,15 +40,6 @@ const Account* Config::find_account(std::string_view name) const {
 }
 
 namespace {
-
-std::string trim(std::string_view s) {
-    std::size_t b = 0, e = s.size();
-    while (b < e && std::isspace(static_cast<unsigned char>(s[b])))
-        ++b;
-    while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1])))
-        --e;
-    return std::string(s.substr(b, e - b));
-}
 
 // "account   x" -> "account x"; other section names unchanged.
 std::string normalize_section(std::string_view sec) {

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "address.hpp"
+#include "text.hpp"
 
 namespace o365 {
 
@@ -305,15 +306,6 @@ auto target_of(SectionKind s, C* c, A* a)
 // ---- Checking values, one function per ValueType -----------------------------
 
 using Problem = std::optional<std::string>;
-
-std::string trim(std::string_view s) {
-    std::size_t b = 0, e = s.size();
-    while (b < e && std::isspace(static_cast<unsigned char>(s[b])))
-        ++b;
-    while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1])))
-        --e;
-    return std::string(s.substr(b, e - b));
-}
 
 // Items separated by commas or white space; a double-quoted part keeps both.
 std::vector<std::string> split_list(std::string_view s) {
