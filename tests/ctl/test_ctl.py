@@ -918,8 +918,12 @@ class Graph(CtlTest):
         tokens = os.path.join(self.state_dir, "tokens")
         self.assertTrue(os.path.exists(os.path.join(tokens, "graphy+graph.json")))
         self.assertFalse(os.path.exists(os.path.join(tokens, "graphy.json")))
+        # Exit 1: the other Graph accounts of this config have no token yet.
         r = self.ctl("token", "status")
+        self.assertEqual(r.rc, FAILED, r)
+        r = self.ctl("token", "status", "graphy")
         self.assertEqual(r.rc, OK, r)
+        r = self.ctl("token", "status")
         lines = r.out.splitlines()
         for account, used, other in (("noreply", "SMTP", "Graph"), ("graphy", "Graph", "SMTP")):
             i = next(n for n, line in enumerate(lines) if line.startswith("account %s " % account))

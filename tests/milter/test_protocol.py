@@ -442,7 +442,7 @@ def account_health(tmp):
     m.start()
     try:
         # The refresher asks Entra at start; the cache records the refusal.
-        m.wait_log("refresher: account noreply:", timeout=15)
+        m.wait_log("refresher: account noreply (SMTP token):", timeout=15)
         F.check(len(hits) >= 1, "health: the refresher asked the token endpoint (%d)" % len(hits))
         scenario(m, "health: credentials refused by Entra tempfail the account", r"""
 conn = open_conn(true)
