@@ -110,10 +110,6 @@ int cmd_token(const Globals& g, const Args& args) {
     }
     auto cfg = load_or_report(g);
     if (!cfg) return kConfig;
-    if (cfg->accounts.empty() && args.size() == 1) {
-        std::printf("no accounts in %s\n", cfg->path.c_str());
-        return kOk;
-    }
     auto accounts = select_accounts(*cfg, args.size() == 2 ? args[1] : "");
     if (accounts.empty()) return kUsage;
     TokenCache cache(cfg->relay.state_dir, std::make_shared<EntraClient>());

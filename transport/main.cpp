@@ -66,14 +66,8 @@ std::shared_ptr<const o365::Config> load_usable_config(const o365::TransportArgs
                                     "o365relayctl check)");
         return nullptr;
     }
-    if (config->accounts.empty()) {
-        // A directory or an empty file given as -c reads as no account at all.
-        status = config_failure(ta, Cause::config,
-                                "configuration error: " + ta.config_path +
-                                    " has no [account NAME] section, so o365relay relays "
-                                    "nothing; fix -c in master.cf or the file");
-        return nullptr;
-    }
+    // A file without an account (an empty file, a directory) is a configuration
+    // error of load_config() itself (docs/design.md section 3).
     return config;
 }
 
