@@ -12,6 +12,7 @@ import base64
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -281,3 +282,36 @@ class RawClient:
             self.sock.close()
         except OSError:
             pass
+
+
+# --- what the transport tests share (test_transport.py, test_graph.py) ---------
+TEMPFAIL = 75
+PERMANENT = {65, 67, 69}
+SIMPLE = b"From: noreply@contoso.com\nTo: bob@example.org\nSubject: test\n\nHello.\n"
+
+
+def normalized(msg: bytes) -> bytes:
+    """What the fake must receive for stdin MSG (docs/design.md section 4, precise rules)."""
+    out = re.sub(rb"(?<!\r)\n", b"\r\n", msg)
+    if not out.endswith(b"\r\n"):
+        out += b"\r\n"
+    return out
+
+
+class Result:
+    def __init__(self, argv, proc, elapsed, conf=None):
+        self.argv = argv
+        self.conf = conf
+        self.rc = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr
+        self.elapsed = elapsed
+        self.line = proc.stdout.decode("utf-8", "replace").rstrip("\n")
+
+    @property
+    def dsn(self):
+        return self.line.split(" ", 1)[0]
+
+    def __repr__(self):
+        return "rc=%s line=%r stderr=%r (%.2fs)" % (self.rc, self.line, self.err[-500:],
+                                                    self.elapsed)

@@ -31,33 +31,7 @@ from harness import MAILBOX  # noqa: E402
 from test_fake_graph import GraphEnv  # noqa: E402
 
 BIN = None  # set from argv in main
-TEMPFAIL = 75
-PERMANENT = {65, 67, 69}
-SIMPLE = b"From: noreply@contoso.com\nTo: bob@example.org\nSubject: test\n\nHello.\n"
-
-
-def normalized(msg):
-    out = re.sub(rb"(?<!\r)\n", b"\r\n", msg)
-    if not out.endswith(b"\r\n"):
-        out += b"\r\n"
-    return out
-
-
-class Result:
-    def __init__(self, proc, elapsed):
-        self.rc = proc.returncode
-        self.out = proc.stdout
-        self.err = proc.stderr
-        self.elapsed = elapsed
-        self.line = proc.stdout.decode("utf-8", "replace").rstrip("\n")
-
-    @property
-    def dsn(self):
-        return self.line.split(" ", 1)[0]
-
-    def __repr__(self):
-        return "rc=%s line=%r stderr=%r (%.2fs)" % (self.rc, self.line, self.err[-500:],
-                                                    self.elapsed)
+from harness import PERMANENT, SIMPLE, TEMPFAIL, Result, normalized  # noqa: E402
 
 
 class GraphTestBase(unittest.TestCase):
@@ -121,7 +95,7 @@ class GraphTestBase(unittest.TestCase):
         argv = [BIN, "-c", self.conf, "-f", sender, "-q", qid, "-n", nexthop, "--", *rcpts]
         t0 = time.time()
         p = subprocess.run(argv, input=msg, capture_output=True, timeout=timeout)
-        res = Result(p, time.time() - t0)
+        res = Result(None, p, time.time() - t0)
         # pipe(8) contract: one line, code agrees with the exit status, nothing on stderr.
         self.assertEqual(res.out.count(b"\n"), 1, res)
         self.assertRegex(res.line, r"^[245]\.\d{1,3}\.\d{1,3} \S", res)

@@ -23,36 +23,7 @@ import harness  # noqa: E402
 from harness import MAILBOX  # noqa: E402
 
 BIN = None  # set from argv in main
-TEMPFAIL = 75
-PERMANENT = {65, 67, 69}
-SIMPLE = b"From: noreply@contoso.com\nTo: bob@example.org\nSubject: test\n\nHello.\n"
-
-
-def normalized(msg: bytes) -> bytes:
-    """What the fake must receive for stdin MSG (docs/design.md section 4, precise rules)."""
-    out = re.sub(rb"(?<!\r)\n", b"\r\n", msg)
-    if not out.endswith(b"\r\n"):
-        out += b"\r\n"
-    return out
-
-
-class Result:
-    def __init__(self, argv, proc, elapsed, conf=None):
-        self.argv = argv
-        self.conf = conf
-        self.rc = proc.returncode
-        self.out = proc.stdout
-        self.err = proc.stderr
-        self.elapsed = elapsed
-        self.line = proc.stdout.decode("utf-8", "replace").rstrip("\n")
-
-    @property
-    def dsn(self):
-        return self.line.split(" ", 1)[0]
-
-    def __repr__(self):
-        return "rc=%s line=%r stderr=%r (%.2fs)" % (self.rc, self.line, self.err[-500:],
-                                                    self.elapsed)
+from harness import PERMANENT, SIMPLE, TEMPFAIL, Result, normalized  # noqa: E402
 
 
 class TransportTestBase(unittest.TestCase):
